@@ -1,0 +1,143 @@
+"""Building models from their configs and loading weights into them, strictly and by name."""
+import logging
+import os
+
+import numpy as np
+
+import mindspore as ms
+
+from ..utils.download import download_url
+from ..utils.errors import CheckpointError
+from .naming import to_mindcv_names
+
+__all__ = ["build_model_with_cfg", "load_checkpoint_into", "load_model_checkpoint", "load_pretrained"]
+
+_logger = logging.getLogger(__name__)
+_MAX_LISTED = 10
+
+
+def build_model_with_cfg(model_cls, variant, pretrained, default_cfg, **kwargs):
+    model = model_cls(**kwargs)
+    model.default_cfg = dict(default_cfg, architecture=variant)
+    if pretrained:
+        load_pretrained(model, model.default_cfg)
+    return model
+
+
+def load_pretrained(model, default_cfg=None):
+    """Download (or take from the cache) the weights at ``default_cfg['url']`` and load them into ``model``.
+
+    A classifier of another size is left initialised and a first conv with other input channels is
+    adapted, so ``num_classes`` and ``in_channels`` may differ from the released weights.
+    """
+    default_cfg = default_cfg or model.default_cfg
+    url = default_cfg.get("url")
+    if not url:
+        raise ValueError(f"No pretrained weights are published for {default_cfg.get('architecture', 'this model')}.")
+    path = download_url(url, sha256=default_cfg.get("sha256"))
+    load_model_checkpoint(model, path)
+
+
+def load_model_checkpoint(model, checkpoint_path, ema=False, auto_mapping=False):
+    """Load a MindSpore checkpoint file into ``model`` (see ``load_checkpoint_into``)."""
+    if not os.path.isfile(checkpoint_path):
+        raise CheckpointError(f"Checkpoint file not found: {checkpoint_path}")
+    try:
+        param_dict = ms.load_checkpoint(checkpoint_path)
+    except (RuntimeError, ValueError, OSError) as err:
+        raise CheckpointError(
+            f"{checkpoint_path} is not a readable MindSpore checkpoint ({str(err).splitlines()[0]}). "
+            "PyTorch weights must be converted first: python -m mindcv.models.convert SRC DST.ckpt"
+        ) from err
+    load_checkpoint_into(model, param_dict, checkpoint_path, ema=ema, auto_mapping=auto_mapping)
+
+
+def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto_mapping=False):
+    """Load ``param_dict`` (name -> Parameter/Tensor/array) into ``model``, strictly and by name.
+
+    Accepts our names, the reference's (LayerNorm weight/bias) and the seed port's. Entries that are
+    training state of a model parameter (``<prefix>.<param name>``, e.g. optimizer moments) and
+    dot-free scalars (``global_step``) are ignored. With ``ema`` the ``ema.``-prefixed copy is loaded.
+    A classifier of another size is left initialised with a warning; a first conv with other input
+    channels is adapted. Anything else missing, unexpected or of another shape raises CheckpointError.
+    """
+    if ema:
+        param_dict = {k[len("ema."):]: v for k, v in param_dict.items() if k.startswith("ema.")}
+        if not param_dict:
+            raise CheckpointError(f"{source} holds no 'ema.' parameters; load it with ema=False.")
+    expected = {p.name: p for p in model.get_parameters()}
+    state, unexpected = _model_state(to_mindcv_names(param_dict), expected, auto_mapping)
+    cfg = getattr(model, "default_cfg", {})
+    _drop_mismatched_classifier(state, expected, cfg.get("classifier"), source)
+    _adapt_first_conv(state, expected, cfg.get("first_conv"))
+
+    missing = sorted(k for k in expected if k not in state)
+    mismatched = sorted(f"{k} {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+                        for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or mismatched:
+        problems = [f"{title} ({len(items)}): {', '.join(items[:_MAX_LISTED])}{', ...' if len(items) > _MAX_LISTED else ''}"
+                    for title, items in (("missing", missing), ("unexpected", sorted(unexpected)),
+                                         ("shape mismatch", mismatched)) if items]
+        arch = cfg.get("architecture", type(model).__name__)
+        raise CheckpointError(f"{source} does not fit {arch}: " + "; ".join(problems))
+    ms.load_param_into_net(model, {k: ms.Parameter(_as_tensor(v), name=k) for k, v in state.items()},
+                           strict_load=True)
+
+
+def _as_tensor(value):
+    return value if isinstance(value, ms.Tensor) else ms.Tensor(np.asarray(value))
+
+
+def _model_state(param_dict, expected, auto_mapping):
+    """Split into model parameters and unexpected keys, dropping training state of model parameters."""
+    state, unexpected = {}, []
+    for key, value in param_dict.items():
+        if key in expected:
+            state[key] = value
+        elif "." not in key or key.split(".", 1)[1] in expected:
+            continue
+        elif auto_mapping and (target := _unique_suffix_match(key, expected)):
+            state[target] = value
+        else:
+            unexpected.append(key)
+    return state, unexpected
+
+
+def _unique_suffix_match(key, expected):
+    """The one model parameter whose name ends ``key`` or is ended by it (wrapper prefixes on either side)."""
+    matches = [name for name in expected if name.endswith("." + key) or key.endswith("." + name)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _drop_mismatched_classifier(state, expected, classifier, source):
+    """Finetuning: a checkpoint classifier of another size (or none in the model) is not loaded."""
+    weight, bias = f"{classifier}.weight", f"{classifier}.bias"
+    if not classifier or weight not in state:
+        return
+    model_classes = tuple(expected[weight].shape)[0] if weight in expected else 0
+    ckpt_classes = tuple(state[weight].shape)[0]
+    if weight in expected and tuple(state[weight].shape) == tuple(expected[weight].shape):
+        return
+    state.pop(weight)
+    state.pop(bias, None)
+    _logger.warning("%s: the classifier '%s' has %d classes, the model %d: it is left initialised (finetuning).",
+                    source, classifier, ckpt_classes, model_classes)
+
+
+def _adapt_first_conv(state, expected, first_conv):
+    """Fit RGB weights of the first conv to another number of input channels, as timm/MindCV do:
+    summed for one channel, repeated (and rescaled) for more."""
+    name = f"{first_conv}.weight"
+    if not first_conv or name not in state or name not in expected:
+        return
+    weight = _as_tensor(state[name]).asnumpy()
+    out_ch, in_ch = tuple(expected[name].shape)[:2]
+    if weight.ndim != 4 or weight.shape[0] != out_ch or weight.shape[1] == in_ch:
+        return
+    if in_ch == 1:
+        adapted = weight.sum(axis=1, keepdims=True)
+    else:
+        repeats = -(-in_ch // weight.shape[1])
+        adapted = np.tile(weight, (1, repeats, 1, 1))[:, :in_ch] * (weight.shape[1] / in_ch)
+    state[name] = adapted.astype(weight.dtype)
+    _logger.info("Adapted %s from %d to %d input channels.", name, weight.shape[1], in_ch)

@@ -1,0 +1,397 @@
+"""Twins: PCPVT and SVT vision transformers.
+
+"Twins: Revisiting the Design of Spatial Attention in Vision Transformers", Chu et al., NeurIPS 2021.
+
+Parameter names and shapes are the reference's (timm ``twins_*``, the official release), so converted
+weights load by name and the logits match. Tokens stay on a channels-last grid (B, H, W, C) between
+stages. Two choices are made for speed on MindSpore CPU without changing the numbers: convolutions whose
+kernel equals their stride (patch embeddings, GSA sub-sampling) run as one matmul over patches, and q/k/v
+are computed from slices of their fused weight instead of slicing the fused activation.
+"""
+import math
+
+import numpy as np
+
+from mindspore import Parameter, nn, ops
+from mindspore.common.initializer import Normal, TruncatedNormal, initializer
+
+from .helpers import build_model_with_cfg
+from .registry import register_model, register_model_alias
+
+__all__ = ["Twins"]
+
+TWINS_VARIANTS = {
+    # name: embed dims, heads, mlp ratios, depths, LSA window size (0: GSA in every block)
+    "pcpvt_small": dict(embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
+                        depths=(3, 4, 6, 3), window_size=0),
+    "pcpvt_base": dict(embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
+                       depths=(3, 4, 18, 3), window_size=0),
+    "pcpvt_large": dict(embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
+                        depths=(3, 8, 27, 3), window_size=0),
+    "svt_small": dict(embed_dims=(64, 128, 256, 512), num_heads=(2, 4, 8, 16), mlp_ratios=(4, 4, 4, 4),
+                      depths=(2, 2, 10, 4), window_size=7),
+    "svt_base": dict(embed_dims=(96, 192, 384, 768), num_heads=(3, 6, 12, 24), mlp_ratios=(4, 4, 4, 4),
+                     depths=(2, 2, 18, 2), window_size=7),
+    "svt_large": dict(embed_dims=(128, 256, 512, 1024), num_heads=(4, 8, 16, 32), mlp_ratios=(4, 4, 4, 4),
+                      depths=(2, 2, 18, 2), window_size=7),
+}
+
+# Other libraries' names for the same models: timm's, and the official release's.
+TWINS_ALIASES = {
+    "twins_pcpvt_small": "pcpvt_small", "twins_pcpvt_base": "pcpvt_base", "twins_pcpvt_large": "pcpvt_large",
+    "twins_svt_small": "svt_small", "twins_svt_base": "svt_base", "twins_svt_large": "svt_large",
+    "pcpvt_small_v0": "pcpvt_small", "pcpvt_base_v0": "pcpvt_base", "pcpvt_large_v0": "pcpvt_large",
+    "alt_gvt_small": "svt_small", "alt_gvt_base": "svt_base", "alt_gvt_large": "svt_large",
+}
+
+_SEED_URL = "https://storage.googleapis.com/huawei-mindspore-hk/Twins/converted/{}_new.ckpt"
+
+
+def _cfg(url="", **kwargs):
+    return {
+        "url": url,
+        "sha256": None,
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "crop_pct": 0.9,
+        "interpolation": "bicubic",
+        "mean": (0.485, 0.456, 0.406),
+        "std": (0.229, 0.224, 0.225),
+        "first_conv": "patch_embeds.0.proj",
+        "classifier": "head",
+        **kwargs,
+    }
+
+
+default_cfgs = {
+    "pcpvt_small": _cfg(_SEED_URL.format("pcpvt_s")),
+    "pcpvt_base": _cfg(_SEED_URL.format("pcpvt_b")),
+    "pcpvt_large": _cfg(_SEED_URL.format("pcpvt_l")),
+    "svt_small": _cfg(_SEED_URL.format("svt_s")),
+    "svt_base": _cfg(_SEED_URL.format("svt_b")),
+    "svt_large": _cfg(_SEED_URL.format("svt_l")),
+}
+
+
+def _dense(in_features, out_features):
+    return nn.Dense(in_features, out_features, weight_init=TruncatedNormal(sigma=0.02), bias_init="zeros")
+
+
+def _layer_norm(dim, eps):
+    return nn.LayerNorm((dim,), begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
+
+
+def _dropout(rate):
+    return nn.Dropout(p=rate) if rate > 0 else nn.Identity()
+
+
+def _conv_init(shape, groups=1):
+    """The reference's conv init: normal(0, sqrt(2 / fan_out)), fan_out = k*k*out_channels / groups."""
+    out_channels, _, kh, kw = shape
+    return initializer(Normal(sigma=math.sqrt(2.0 / (kh * kw * out_channels // groups))), shape)
+
+
+class DropPath(nn.Cell):
+    """Stochastic depth: drops the whole residual branch per sample while training."""
+
+    def __init__(self, drop_prob):
+        super().__init__()
+        self.dropout = nn.Dropout(p=drop_prob)
+
+    def construct(self, x):
+        if not self.training:
+            return x
+        mask = self.dropout(ops.ones((x.shape[0],) + (1,) * (x.ndim - 1), x.dtype))
+        return x * mask
+
+
+class PatchConv(nn.Cell):
+    """Conv2d with kernel == stride == ``patch_size`` on a channels-last grid, as one matmul over patches.
+
+    Holds the reference Conv2d's parameters (OIHW ``weight``, ``bias``) and gives its result, including
+    the floor on grids that are not a multiple of the patch size.
+    """
+
+    def __init__(self, in_channels, out_channels, patch_size):
+        super().__init__()
+        self.patch_size = patch_size
+        self.weight = Parameter(_conv_init((out_channels, in_channels, patch_size, patch_size)), name="weight")
+        self.bias = Parameter(initializer("zeros", (out_channels,)), name="bias")
+        self.matmul = ops.MatMul(transpose_b=True)
+
+    def construct(self, x):
+        b, h, w, c = x.shape
+        p = self.patch_size
+        gh, gw = h // p, w // p
+        if gh * p != h or gw * p != w:
+            x = x[:, :gh * p, :gw * p, :]
+        patches = x.reshape(b, gh, p, gw, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * gh * gw, p * p * c)
+        weight = self.weight.transpose(0, 2, 3, 1).reshape(self.weight.shape[0], p * p * c)
+        out = ops.bias_add(self.matmul(patches, weight), self.bias)
+        return out.reshape(b, gh, gw, -1)
+
+
+class PatchEmbed(nn.Cell):
+    def __init__(self, in_channels, embed_dim, patch_size):
+        super().__init__()
+        self.proj = PatchConv(in_channels, embed_dim, patch_size)
+        self.norm = _layer_norm(embed_dim, eps=1e-5)
+
+    def construct(self, x):
+        return self.norm(self.proj(x))
+
+
+class PosConv(nn.Cell):
+    """PEG: depthwise 3x3 conv on the token grid, added back as a residual."""
+
+    def __init__(self, dim):
+        super().__init__()
+        conv = nn.Conv2d(dim, dim, 3, stride=1, pad_mode="pad", padding=1, group=dim, has_bias=True,
+                         weight_init=_conv_init((dim, 1, 3, 3), groups=dim), bias_init="zeros")
+        self.proj = nn.SequentialCell([conv])
+
+    def construct(self, x):
+        return self.proj(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1) + x
+
+
+class Attention(nn.Cell):
+    """Multi-head attention core shared by GSA and LSA: q/k/v projections from weight slices."""
+
+    def __init__(self, dim, num_heads, attn_drop, proj_drop):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}.")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.proj = _dense(dim, dim)
+        self.attn_drop = _dropout(attn_drop)
+        self.proj_drop = _dropout(proj_drop)
+        self.matmul = ops.MatMul(transpose_b=True)
+        self.scores = ops.BatchMatMul(transpose_b=True)
+        self.weighted_sum = ops.BatchMatMul()
+
+    def heads(self, x, weight, bias):
+        """Project (N, L, C) tokens with ``weight``/``bias`` and split into (N, heads, L, head_dim)."""
+        n, length, c = x.shape
+        y = ops.bias_add(self.matmul(x.reshape(n * length, c), weight), bias)
+        return y.reshape(n, length, self.num_heads, -1).transpose(0, 2, 1, 3)
+
+    def attend(self, q, k, v):
+        """Scaled softmax attention; q is already scaled. Returns (N, L, C)."""
+        attn = self.attn_drop(ops.softmax(self.scores(q, k), axis=-1))
+        out = self.weighted_sum(attn, v)
+        n, _, length, _ = out.shape
+        return out.transpose(0, 2, 1, 3).reshape(n, length, self.dim)
+
+    def output(self, x):
+        return self.proj_drop(self.proj(x))
+
+
+class GlobalSubsampledAttention(Attention):
+    """GSA: every token attends to a grid sub-sampled by a ``sr_ratio`` strided conv."""
+
+    def __init__(self, dim, num_heads, sr_ratio, attn_drop=0.0, proj_drop=0.0):
+        super().__init__(dim, num_heads, attn_drop, proj_drop)
+        self.q = _dense(dim, dim)
+        self.kv = _dense(dim, 2 * dim)
+        self.sr_ratio = sr_ratio
+        if sr_ratio > 1:
+            self.sr = PatchConv(dim, dim, sr_ratio)
+            self.norm = _layer_norm(dim, eps=1e-5)
+
+    def construct(self, x):
+        b, h, w, c = x.shape
+        q = self.heads(x.reshape(b, h * w, c), self.q.weight * self.scale, self.q.bias * self.scale)
+        if self.sr_ratio > 1:
+            x = self.norm(self.sr(x))
+        _, kh, kw, _ = x.shape
+        x = x.reshape(b, kh * kw, c)
+        k = self.heads(x, self.kv.weight[:c], self.kv.bias[:c])
+        v = self.heads(x, self.kv.weight[c:], self.kv.bias[c:])
+        return self.output(self.attend(q, k, v).reshape(b, h, w, c))
+
+
+class LocallyGroupedAttention(Attention):
+    """LSA: attention inside non-overlapping windows; the grid is zero-padded to whole windows, unmasked,
+    exactly as the reference does."""
+
+    def __init__(self, dim, num_heads, window_size, attn_drop=0.0, proj_drop=0.0):
+        super().__init__(dim, num_heads, attn_drop, proj_drop)
+        self.qkv = _dense(dim, 3 * dim)
+        self.window_size = window_size
+
+    def construct(self, x):
+        b, h, w, c = x.shape
+        ws = self.window_size
+        pad_b, pad_r = (-h) % ws, (-w) % ws
+        if pad_b or pad_r:
+            x = ops.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        nh, nw = (h + pad_b) // ws, (w + pad_r) // ws
+        windows = x.reshape(b, nh, ws, nw, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, ws * ws, c)
+        weight, bias = self.qkv.weight, self.qkv.bias
+        q = self.heads(windows, weight[:c] * self.scale, bias[:c] * self.scale)
+        k = self.heads(windows, weight[c:2 * c], bias[c:2 * c])
+        v = self.heads(windows, weight[2 * c:], bias[2 * c:])
+        out = self.attend(q, k, v).reshape(b, nh, nw, ws, ws, c).transpose(0, 1, 3, 2, 4, 5)
+        out = out.reshape(b, nh * ws, nw * ws, c)
+        if pad_b or pad_r:
+            out = out[:, :h, :w, :]
+        return self.output(out)
+
+
+class Mlp(nn.Cell):
+    def __init__(self, dim, hidden_dim, drop=0.0):
+        super().__init__()
+        self.fc1 = _dense(dim, hidden_dim)
+        self.fc2 = _dense(hidden_dim, dim)
+        self.drop = _dropout(drop)
+
+    def construct(self, x):
+        x = self.fc1(x)
+        # Exact (erf) GELU as the reference; nn.GELU(approximate=False) computes the same with a slower Div.
+        x = 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
+        return self.drop(self.fc2(self.drop(x)))
+
+
+class Block(nn.Cell):
+    """Pre-norm transformer block with GSA (window_size 0) or LSA attention."""
+
+    def __init__(self, dim, num_heads, mlp_ratio, sr_ratio, window_size, proj_drop=0.0, attn_drop=0.0,
+                 drop_path=0.0):
+        super().__init__()
+        self.norm1 = _layer_norm(dim, eps=1e-6)
+        if window_size > 1:
+            self.attn = LocallyGroupedAttention(dim, num_heads, window_size, attn_drop, proj_drop)
+        else:
+            self.attn = GlobalSubsampledAttention(dim, num_heads, sr_ratio, attn_drop, proj_drop)
+        self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = _layer_norm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), proj_drop)
+        self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def construct(self, x):
+        x = x + self.drop_path1(self.attn(self.norm1(x)))
+        return x + self.drop_path2(self.mlp(self.norm2(x)))
+
+
+class Twins(nn.Cell):
+    """Twins classifier (or, with ``features_only``, a backbone returning NCHW maps at strides 4-32).
+
+    ``window_size`` 0 builds PCPVT (GSA in every block); > 1 builds SVT (LSA in even blocks, GSA in odd).
+    Accepts any input whose stride-32 grid is at least 1x1, square or not.
+    """
+
+    def __init__(self, embed_dims, num_heads, mlp_ratios, depths, window_size=0, sr_ratios=(8, 4, 2, 1),
+                 in_channels=3, num_classes=1000, drop_rate=0.0, pos_drop_rate=0.0, proj_drop_rate=0.0,
+                 attn_drop_rate=0.0, drop_path_rate=0.0, features_only=False, out_indices=(0, 1, 2, 3)):
+        super().__init__()
+        num_stages = len(depths)
+        if any(i not in range(num_stages) for i in out_indices):
+            raise ValueError(f"out_indices {tuple(out_indices)} must be stage indices in 0..{num_stages - 1}.")
+        self.num_classes = num_classes
+        self.num_features = embed_dims[-1]
+        self.features_only = features_only
+        self.out_indices = tuple(out_indices)
+        self.feature_info = [dict(num_chs=embed_dims[i], reduction=4 * 2 ** i, module=f"blocks.{i}")
+                             for i in self.out_indices]
+
+        in_dims = (in_channels,) + tuple(embed_dims[:-1])
+        patch_sizes = (4,) + (2,) * (num_stages - 1)
+        self.patch_embeds = nn.CellList([PatchEmbed(*args) for args in zip(in_dims, embed_dims, patch_sizes)])
+        self.pos_drops = nn.CellList([_dropout(pos_drop_rate) for _ in depths])
+        drop_path_rates = iter(np.linspace(0, drop_path_rate, sum(depths)).tolist())
+        self.blocks = nn.CellList([
+            nn.CellList([
+                Block(embed_dims[s], num_heads[s], mlp_ratios[s], sr_ratios[s],
+                      window_size if i % 2 == 0 else 0, proj_drop_rate, attn_drop_rate, next(drop_path_rates))
+                for i in range(depths[s])
+            ])
+            for s in range(num_stages)
+        ])
+        self.pos_block = nn.CellList([PosConv(dim) for dim in embed_dims])
+        self.norm = _layer_norm(self.num_features, eps=1e-6)
+        self.head_drop = _dropout(drop_rate)
+        self.head = _dense(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def get_classifier(self):
+        return self.head
+
+    def reset_classifier(self, num_classes):
+        self.num_classes = num_classes
+        self.head = _dense(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def no_weight_decay(self):
+        """Parameter names the reference exempts from weight decay besides norms and biases: the PEG convs."""
+        return {name for name, _ in self.pos_block.parameters_and_names("pos_block")}
+
+    def forward_stages(self, x):
+        """Per-stage outputs as channels-last grids (B, H, W, C), from an NCHW image batch."""
+        x = x.transpose(0, 2, 3, 1)
+        outputs = ()
+        for s in range(len(self.blocks)):
+            x = self.pos_drops[s](self.patch_embeds[s](x))
+            for i, block in enumerate(self.blocks[s]):
+                x = block(x)
+                if i == 0:
+                    x = self.pos_block[s](x)
+            outputs += (x,)
+        return outputs
+
+    def forward_features(self, x):
+        """Normalised tokens of the last stage, (B, N, C)."""
+        x = self.forward_stages(x)[-1]
+        b, h, w, c = x.shape
+        return self.norm(x.reshape(b, h * w, c))
+
+    def forward_head(self, x, pre_logits=False):
+        x = self.head_drop(x.mean(axis=1))
+        return x if pre_logits else self.head(x)
+
+    def construct(self, x):
+        if self.features_only:
+            stages = self.forward_stages(x)
+            maps = ()
+            for i in self.out_indices:
+                maps += (stages[i].transpose(0, 3, 1, 2),)
+            return maps
+        return self.forward_head(self.forward_features(x))
+
+
+def _create_twins(variant, pretrained=False, **kwargs):
+    return build_model_with_cfg(Twins, variant, pretrained, default_cfgs[variant], **TWINS_VARIANTS[variant],
+                                **kwargs)
+
+
+@register_model
+def pcpvt_small(pretrained=False, **kwargs):
+    return _create_twins("pcpvt_small", pretrained, **kwargs)
+
+
+@register_model
+def pcpvt_base(pretrained=False, **kwargs):
+    return _create_twins("pcpvt_base", pretrained, **kwargs)
+
+
+@register_model
+def pcpvt_large(pretrained=False, **kwargs):
+    return _create_twins("pcpvt_large", pretrained, **kwargs)
+
+
+@register_model
+def svt_small(pretrained=False, **kwargs):
+    return _create_twins("svt_small", pretrained, **kwargs)
+
+
+@register_model
+def svt_base(pretrained=False, **kwargs):
+    return _create_twins("svt_base", pretrained, **kwargs)
+
+
+@register_model
+def svt_large(pretrained=False, **kwargs):
+    return _create_twins("svt_large", pretrained, **kwargs)
+
+
+for _alias, _name in TWINS_ALIASES.items():
+    register_model_alias(_alias, _name)
