@@ -9,6 +9,7 @@ kernel equals their stride (patch embeddings, GSA sub-sampling) run as one matmu
 are computed from slices of their fused weight instead of slicing the fused activation.
 """
 import math
+import time
 
 import numpy as np
 
@@ -96,6 +97,7 @@ class DropPath(nn.Cell):
 
     def __init__(self, drop_prob):
         super().__init__()
+        self.drop_prob = drop_prob
         self.dropout = nn.Dropout(p=drop_prob)
 
     def construct(self, x):
@@ -320,6 +322,9 @@ class Twins(nn.Cell):
     def reset_classifier(self, num_classes):
         self.num_classes = num_classes
         self.head = _dense(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        # GRAPH mode caches the compiled graph under the cell's creation time: renew it so the next call
+        # compiles the new head instead of running the old graph.
+        object.__setattr__(self, "_create_time", time.time_ns())
 
     def no_weight_decay(self):
         """Parameter names the reference exempts from weight decay besides norms and biases: the PEG convs."""
