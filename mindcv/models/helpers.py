@@ -68,10 +68,10 @@ def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto
     expected = {p.name: p for p in model.get_parameters()}
     state, unexpected = _model_state(to_mindcv_names(param_dict), expected, auto_mapping)
     cfg = getattr(model, "default_cfg", {})
-    _drop_mismatched_classifier(state, expected, cfg.get("classifier"), source)
+    left_initialised = _drop_mismatched_classifier(state, expected, cfg.get("classifier"), source)
     _adapt_first_conv(state, expected, cfg.get("first_conv"))
 
-    missing = sorted(k for k in expected if k not in state)
+    missing = sorted(k for k in expected if k not in state and k not in left_initialised)
     mismatched = sorted(f"{k} {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
                         for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape))
     if missing or unexpected or mismatched:
@@ -104,24 +104,31 @@ def _model_state(param_dict, expected, auto_mapping):
 
 
 def _unique_suffix_match(key, expected):
-    """The one model parameter whose name ends ``key`` or is ended by it (wrapper prefixes on either side)."""
-    matches = [name for name in expected if name.endswith("." + key) or key.endswith("." + name)]
-    return matches[0] if len(matches) == 1 else None
+    """The model parameter whose name ends ``key`` or is ended by it (wrapper prefixes on either side), taking
+    the longest such name; None when there is none or two tie."""
+    matches = sorted((name for name in expected if name.endswith("." + key) or key.endswith("." + name)),
+                     key=len, reverse=True)
+    if not matches or (len(matches) > 1 and len(matches[0]) == len(matches[1])):
+        return None
+    return matches[0]
 
 
 def _drop_mismatched_classifier(state, expected, classifier, source):
-    """Finetuning: a checkpoint classifier of another size (or none in the model) is not loaded."""
+    """Finetuning: a checkpoint classifier of another size (or none in the model) is not loaded.
+
+    Returns the model's classifier parameters that stay initialised."""
     weight, bias = f"{classifier}.weight", f"{classifier}.bias"
     if not classifier or weight not in state:
-        return
+        return set()
     model_classes = tuple(expected[weight].shape)[0] if weight in expected else 0
     ckpt_classes = tuple(state[weight].shape)[0]
     if weight in expected and tuple(state[weight].shape) == tuple(expected[weight].shape):
-        return
+        return set()
     state.pop(weight)
     state.pop(bias, None)
     _logger.warning("%s: the classifier '%s' has %d classes, the model %d: it is left initialised (finetuning).",
                     source, classifier, ckpt_classes, model_classes)
+    return {weight, bias} & set(expected)
 
 
 def _adapt_first_conv(state, expected, first_conv):

@@ -2,7 +2,9 @@
 import numpy as np
 import torch
 
-timm = __import__("pytest").importorskip("timm")
+import timm
+
+from mindcv.models.convert import convert_checkpoint
 
 VARIANTS = ("pcpvt_small", "pcpvt_base", "pcpvt_large", "svt_small", "svt_base", "svt_large")
 
@@ -44,3 +46,10 @@ def seed_port_name(timm_key):
         slot, rest = (0 if block == 0 else block + 1), tokens[3:]
     prefix = ["0"] if stage == 0 else ["0", str(stage)]
     return ".".join(prefix + [str(slot)] + rest)
+
+
+def convert_reference(reference, folder):
+    """Save the reference's state_dict as a .pth and convert it with the library's converter."""
+    torch.save(reference.state_dict(), folder / "reference.pth")
+    convert_checkpoint(str(folder / "reference.pth"), str(folder / "ours.ckpt"), log=lambda *_: None)
+    return str(folder / "ours.ckpt")

@@ -1,14 +1,15 @@
 """Logits, stage outputs and parameter counts equal the reference (timm's Twins, same weights)."""
 import numpy as np
 import pytest
+import torch
 
 import mindspore as ms
 
 from mindcv.models import create_model
-from mindcv.models.convert import convert_checkpoint
 from mindcv.utils import save_checkpoint_atomic
 
-from .reference import VARIANTS, random_images, reference_logits, reference_model, seed_port_name
+from .reference import (VARIANTS, convert_reference, random_images, reference_logits, reference_model,
+                        seed_port_name)
 
 TOLERANCE = 1e-4
 # 224 is the released size; 256 and 200x264 are not multiples of 32*7, so LSA pads and GSA sub-sampling floors.
@@ -25,11 +26,7 @@ def converted(request, tmp_path_factory):
     name = request.param
     folder = tmp_path_factory.mktemp(name)
     reference = reference_model(name)
-    import torch
-
-    torch.save(reference.state_dict(), folder / "reference.pth")
-    convert_checkpoint(str(folder / "reference.pth"), str(folder / "ours.ckpt"), log=lambda *_: None)
-    model = create_model(name, checkpoint_path=str(folder / "ours.ckpt"))
+    model = create_model(name, checkpoint_path=convert_reference(reference, folder))
     model.set_train(False)
     return name, reference, model
 
@@ -55,11 +52,7 @@ def test_parameter_count_equals_reference(converted):
 @pytest.mark.parametrize("name", ["svt_small", "pcpvt_small"])
 def test_pynative_mode_matches_reference(name, tmp_path, pynative_mode):
     reference = reference_model(name, seed=1)
-    import torch
-
-    torch.save(reference.state_dict(), tmp_path / "reference.pth")
-    convert_checkpoint(str(tmp_path / "reference.pth"), str(tmp_path / "ours.ckpt"), log=lambda *_: None)
-    model = create_model(name, checkpoint_path=str(tmp_path / "ours.ckpt"))
+    model = create_model(name, checkpoint_path=convert_reference(reference, tmp_path))
     model.set_train(False)
     assert _max_diff(model, reference, random_images(1, 200, 264, seed=3)) <= TOLERANCE
 
@@ -78,11 +71,7 @@ def test_seed_port_checkpoint_loads_to_same_logits(name, tmp_path):
 @pytest.mark.parametrize("name", ["svt_small", "pcpvt_small"])
 def test_features_only_returns_reference_stage_maps(name, tmp_path):
     reference = reference_model(name, seed=4)
-    import torch
-
-    torch.save(reference.state_dict(), tmp_path / "reference.pth")
-    convert_checkpoint(str(tmp_path / "reference.pth"), str(tmp_path / "ours.ckpt"), log=lambda *_: None)
-    backbone = create_model(name, checkpoint_path=str(tmp_path / "ours.ckpt"), features_only=True)
+    backbone = create_model(name, checkpoint_path=convert_reference(reference, tmp_path), features_only=True)
     backbone.set_train(False)
     images = random_images(1, 96, 128)
     maps = backbone(ms.Tensor(images))
