@@ -1,0 +1,24 @@
+"""Data: ``create_dataset``, ``create_transforms`` and ``create_loader`` with MindCV's signatures."""
+from .auto_augment import POLICY_FAMILIES, auto_augment_transform
+from .dataset_factory import DATASETS, create_dataset
+from .image_folder import SkippedImagesWarning
+from .loader import create_loader
+from .mixup import Mixup
+from .random_erasing import RandomErasing
+from .sampler import ShardSampler
+from .transforms_factory import INTERPOLATIONS, TRANSFORMS, create_transforms
+
+__all__ = [
+    "DATASETS",
+    "INTERPOLATIONS",
+    "Mixup",
+    "POLICY_FAMILIES",
+    "RandomErasing",
+    "ShardSampler",
+    "SkippedImagesWarning",
+    "TRANSFORMS",
+    "auto_augment_transform",
+    "create_dataset",
+    "create_loader",
+    "create_transforms",
+]
