@@ -87,6 +87,10 @@ class _BinaryDataset:
         nested = os.path.join(root, self.folder)
         return nested if self.folder and os.path.isdir(nested) else root
 
+    def missing_files(self, root, usage):
+        needed = self.files["train"] + self.files["test"] if usage == "all" else self.files[usage]
+        return [f for f in needed if not os.path.isfile(os.path.join(self.data_dir(root), f))]
+
     def download(self, root):
         os.makedirs(root, exist_ok=True)
         for url in self.urls:
@@ -106,11 +110,9 @@ class _BinaryDataset:
         usage = _SPLIT_ALIASES.get(split)
         if usage is None:
             raise UnknownNameError(f"{self.name} split", split, _SPLIT_ALIASES)
-        if download:
+        if download and self.missing_files(root, usage):
             self.download(root)
-        data_dir = self.data_dir(root)
-        needed = self.files["train"] + self.files["test"] if usage == "all" else self.files[usage]
-        missing = [f for f in needed if not os.path.isfile(os.path.join(data_dir, f))]
+        missing, data_dir = self.missing_files(root, usage), self.data_dir(root)
         if missing:
             raise FileNotFoundError(f"{self.name} files missing in {data_dir}: {', '.join(missing)} (expected "
                                     f"{self.layout(root)}; download=True fetches them)")

@@ -105,9 +105,9 @@ def transforms_cifar(image_resize=224, is_training=False, hflip=0.5, interpolati
                      mean=CIFAR_DEFAULT_MEAN, std=CIFAR_DEFAULT_STD, **ignored):
     """CIFAR (decoded 32x32 arrays): padded random crop and flip when training; resize, normalise, CHW."""
     _warn_ignored("CIFAR", ignored)
-    augment = [vision.RandomCrop((32, 32), (4, 4, 4, 4)), vision.RandomHorizontalFlip(prob=hflip)] if is_training else []
-    return augment + [vision.Resize(_size(image_resize), _interpolation(interpolation)[0]), _normalize(mean, std),
-                      vision.HWC2CHW()]
+    augment = [vision.RandomCrop((32, 32), (4, 4, 4, 4)), vision.RandomHorizontalFlip(prob=hflip)]
+    resize = vision.Resize(_size(image_resize), _interpolation(interpolation)[0])
+    return (augment if is_training else []) + [resize, _normalize(mean, std), vision.HWC2CHW()]
 
 
 def transforms_mnist(image_resize=224, is_training=False, interpolation="bilinear", mean=MNIST_DEFAULT_MEAN,

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import mindspore.dataset as ds
+
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp"}
 
@@ -30,3 +32,11 @@ def image_folder(tmp_path):
         return str(tmp_path)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _restore_dataset_seed():
+    """``create_loader`` sets the dataset engine's global seed; keep tests independent of each other."""
+    seed = ds.config.get_seed()
+    yield
+    ds.config.set_seed(seed)

@@ -145,5 +145,7 @@ def test_offline_download_names_the_url_and_the_layout(tmp_path, monkeypatch):
         create_dataset("cifar10", str(tmp_path / "cifar"), "train", download=True)
     message = str(info.value)
     assert unreachable in message and "cifar-10-batches-bin/{data_batch_1.bin" in message
+    _write_cifar_file(str(tmp_path / "ready" / "cifar-10-batches-bin" / "test_batch.bin"), 1)
+    assert create_dataset("cifar10", str(tmp_path / "ready"), "test", download=True).get_dataset_size() == 10000
     with pytest.raises(DownloadError, match=r"<class>/<image>"):
         create_dataset("imagenet", str(tmp_path), "train", download=True)
