@@ -48,12 +48,13 @@ def create_loader(dataset, batch_size, drop_remainder=False, is_training=False, 
     """Batches of ``(image NCHW float32, label)`` from ``dataset``.
 
     ``transform``: the per-image list from ``create_transforms`` (default: that of the dataset, for
-    ``is_training``). ``target_transform``: label ops (default: cast to int32). With ``is_training`` and
-    ``mixup``/``cutmix`` (Beta alphas) > 0, each batch is mixed with probability ``cutmix_prob`` (MindCV's
-    meaning; CutMix or Mixup half of the time when both are on) and labels become soft ``(N, num_classes)``
-    targets; ``label_smoothing`` is then folded into them (so give the loss none). ``seed`` (default: the
-    dataset's shuffling seed) makes the augmentation reproducible; each rank adds its shard id to it, so ranks
-    augment differently.
+    ``is_training``). ``target_transform``: label ops (default: cast to int32).
+    With ``is_training`` and ``mixup``/``cutmix`` (Beta alphas) > 0, each batch is mixed with probability
+    ``cutmix_prob`` (MindCV's meaning; CutMix or Mixup half of the time when both are on) and labels become
+    soft ``(N, num_classes)`` targets with ``label_smoothing`` folded in, so the loss should then smooth
+    nothing. Without mixing, labels stay class ids and smoothing is the loss's job.
+    ``seed`` (default: the dataset's shuffling seed) makes the augmentation reproducible; each rank adds its
+    shard id to it, so ranks augment differently. In training, every rank is trimmed to the smallest shard.
     """
     if separate:
         raise ValueError("separate=True (AugMix JSD splits) is not supported: it needs a JSD loss, which "
@@ -77,10 +78,9 @@ def create_loader(dataset, batch_size, drop_remainder=False, is_training=False, 
             op.set_seed(seed)
     dataset = _map_in_runs(dataset, transform, workers, python_multiprocessing)
 
-    soft_targets = is_training and (mixup > 0 or cutmix > 0 or label_smoothing > 0)
-    if not soft_targets:
+    if not (is_training and (mixup > 0 or cutmix > 0)):
         return dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_workers=workers)
-    if (mixup > 0 or cutmix > 0) and cutmix_prob <= 0:
+    if cutmix_prob <= 0:
         _logger.warning("mixup=%s, cutmix=%s but cutmix_prob=0: no batch will be mixed (cutmix_prob is the "
                         "probability of mixing a batch; 1.0 mixes every batch).", mixup, cutmix)
     mix = Mixup(mixup, cutmix, cutmix_prob, MIXUP_SWITCH_PROB, label_smoothing, num_classes, seed)

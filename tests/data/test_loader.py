@@ -116,6 +116,13 @@ def test_training_ranks_run_the_same_number_of_steps(image_folder):
     assert steps == [3, 3, 3]
 
 
+def test_without_mixing_labels_stay_class_ids_for_the_loss_to_smooth(image_folder):
+    loader = create_loader(create_dataset("", image_folder({"a": 2, "b": 2}), shuffle=False), 4, is_training=True,
+                           num_classes=2, label_smoothing=0.1, transform=create_transforms("", 16, is_training=True))
+    _, labels = next(loader.create_tuple_iterator(output_numpy=True, num_epochs=1))
+    assert labels.tolist() == [0, 0, 1, 1] and labels.dtype == np.int32
+
+
 def test_evaluation_loader_keeps_hard_labels_and_the_remainder(image_folder):
     root = image_folder({"a": 3, "b": 2})
     loader = create_loader(create_dataset("", root, shuffle=False), 2, is_training=False, mixup=0.8, num_classes=2,
