@@ -1,6 +1,6 @@
 """Data: ``create_dataset``, ``create_transforms`` and ``create_loader`` with MindCV's signatures."""
 from .auto_augment import POLICY_FAMILIES, auto_augment_transform
-from .dataset_factory import DATASETS, create_dataset
+from .dataset_factory import DATASETS, DatasetSource, create_dataset, source_of
 from .image_folder import SkippedImagesWarning
 from .loader import create_loader
 from .mixup import Mixup
@@ -10,6 +10,7 @@ from .transforms_factory import INTERPOLATIONS, TRANSFORMS, create_transforms
 
 __all__ = [
     "DATASETS",
+    "DatasetSource",
     "INTERPOLATIONS",
     "Mixup",
     "POLICY_FAMILIES",
@@ -21,4 +22,5 @@ __all__ = [
     "create_dataset",
     "create_loader",
     "create_transforms",
+    "source_of",
 ]

@@ -73,7 +73,8 @@ OPTIMIZERS = {
 def create_optimizer(model_or_params, opt="adam", lr=0.001, weight_decay=0, momentum=0.9, nesterov=False,
                      weight_decay_filter="disable", layer_decay=1.0, loss_scale=1.0, schedule_decay=4e-3,
                      checkpoint_path="", eps=1e-10, **kwargs):
-    """An optimizer over a model's trainable parameters (or a parameter list), with MindCV's options.
+    """An optimizer over a model's trainable parameters (or a parameter list, or MindSpore parameter groups,
+    which are used as given), with MindCV's options.
 
     ``opt``: a key of ``OPTIMIZERS`` (case-insensitive). ``lr``: a number, a per-step list (``create_scheduler``)
     or a ``LearningRateSchedule``. ``weight_decay_filter``: ``'disable'`` decays every parameter; ``'auto'``
@@ -96,8 +97,11 @@ def create_optimizer(model_or_params, opt="adam", lr=0.001, weight_decay=0, mome
     if not params:
         raise ValueError("create_optimizer got no trainable parameters.")
 
-    groups = build_param_groups(params, lr, weight_decay, decay_rule(weight_decay_filter, no_weight_decay),
-                                layer_decay)
+    decays = decay_rule(weight_decay_filter, no_weight_decay)
+    if isinstance(params[0], dict):  # the caller's own MindSpore parameter groups: used as given
+        groups = params
+    else:
+        groups = build_param_groups(params, lr, weight_decay, decays, layer_decay)
     hyper_params = dict(momentum=float(momentum), nesterov=nesterov, loss_scale=float(loss_scale), eps=eps,
                         schedule_decay=schedule_decay)
     optimizer = OPTIMIZERS[name](groups, lr, hyper_params, **kwargs)

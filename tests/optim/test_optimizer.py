@@ -58,6 +58,14 @@ def test_a_model_cell_adds_its_no_weight_decay_names(svt_small):
     assert _no_decay_names(optimizer) == norm_bias | pos_block
 
 
+def test_caller_parameter_groups_are_used_as_given():
+    net = nn.Dense(3, 2)
+    groups = [{"params": [net.weight], "weight_decay": 0.3}, {"params": [net.bias], "lr": 0.5}]
+    optimizer = create_optimizer(groups, "momentum", lr=0.1, weight_decay_filter="norm_and_bias")
+    assert optimizer.decay_flags == (True, False)
+    assert float(optimizer.get_lr_parameter(net.bias).asnumpy()) == pytest.approx(0.5)
+
+
 def test_unknown_filter_and_optimizer_names_list_the_accepted_ones():
     with pytest.raises(ValueError, match="Accepted: auto, disable, norm_and_bias"):
         create_optimizer(nn.Dense(3, 2), "adamw", weight_decay_filter="bias")
