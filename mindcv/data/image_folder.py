@@ -1,50 +1,18 @@
 """Image folders laid out as ``<split dir>/<class>/<image>``: scanning, corrupt-file screening, reading."""
 import os
-import struct
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-# Formats MindSpore's Decode reads, by file signature. A file is screened before training because a
-# damaged one makes Decode raise (stopping the whole pipeline) or, for a JPEG cut inside its header, kill the
-# process with SIGFPE.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-_JPEG_START, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
-_PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
-_BMP_START = b"BM"
-_TAIL_BYTES = 1024  # some writers leave padding after the end-of-image marker
+from .image_check import image_problem
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")  # what MindSpore's Decode reads
 _MAX_NAMED = 20
 
 
 class SkippedImagesWarning(UserWarning):
     """Image files left out of a dataset because they cannot be decoded."""
-
-
-def image_problem(path):
-    """Why ``path`` cannot be decoded, or ``None``. Reads the signature and the last bytes only.
-
-    Catches empty, truncated and non-image files, which is how files get damaged in practice (interrupted
-    copies, HTML error pages saved as images); damage inside otherwise intact files is not detected.
-    """
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(16)
-            f.seek(max(0, size - _TAIL_BYTES))
-            tail = f.read()
-    except OSError as err:
-        return f"unreadable: {err.strerror or err}"
-    if size == 0:
-        return "empty file"
-    if head.startswith(_JPEG_START):
-        return None if _JPEG_END in tail else "truncated JPEG (no end-of-image marker)"
-    if head.startswith(_PNG_START):
-        return None if _PNG_END in tail else "truncated PNG (no IEND chunk)"
-    if head.startswith(_BMP_START) and len(head) >= 6:
-        declared = struct.unpack("<I", head[2:6])[0]
-        return None if declared <= size else f"truncated BMP ({size} of {declared} bytes)"
-    return "not a JPEG, PNG or BMP image"
 
 
 def _class_folders(split_dir):

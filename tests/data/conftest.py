@@ -10,11 +10,12 @@ import mindspore.dataset as ds
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp"}
 
 
-def write_image(path, seed, size=(40, 52), fmt="JPEG"):
+def write_image(path, seed, size=(40, 52), fmt="JPEG", **options):
     """A smooth random picture (upsampled noise), so resampling differences show."""
     rng = np.random.RandomState(seed)
     small = Image.fromarray(rng.randint(0, 256, (size[0] // 4 + 1, size[1] // 4 + 1, 3), dtype=np.uint8))
-    small.resize((size[1], size[0]), Image.BICUBIC).save(path, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    options = {"quality": 95, **options} if fmt == "JPEG" else options
+    small.resize((size[1], size[0]), Image.BICUBIC).save(path, fmt, **options)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import pytest
 from mindcv.data import DATASETS, ShardSampler, SkippedImagesWarning, create_dataset, create_loader, create_transforms
 from mindcv.utils.errors import DownloadError, UnknownNameError
 
+from .conftest import write_image
+
 
 def _rows(dataset, epochs=1):
     iterator = dataset.create_tuple_iterator(output_numpy=True, num_epochs=epochs)
@@ -64,26 +66,47 @@ def test_layout_errors_name_the_path(image_folder, tmp_path):
     assert "\n" not in str(info.value)
 
 
+def _damaged_files(folder, good_jpeg):
+    """Files that make MindSpore's Decode raise or crash the process, by name."""
+    dht = good_jpeg.index(b"\xff\xc4")
+    bogus_huffman = good_jpeg[:dht + 5] + b"\x03" + good_jpeg[dht + 6:]  # three 1-bit codes cannot exist
+    write_image(folder / "progressive.jpg", seed=9, size=(60, 80), progressive=True)
+    progressive = (folder / "progressive.jpg").read_bytes()
+    cut = len(progressive) * 2 // 3
+    write_image(folder / "lossless.png", seed=9, size=(60, 80), fmt="PNG")
+    png = bytearray((folder / "lossless.png").read_bytes())
+    png[len(png) // 2] ^= 0xFF
+    return {
+        "cut_in_header.jpg": good_jpeg[:200],  # SIGFPE
+        "half.jpg": good_jpeg[:len(good_jpeg) // 2],
+        "bogus_huffman.jpg": bogus_huffman,
+        "bad_scan_marker.jpg": progressive[:cut] + b"\xff\x89" + progressive[cut + 2:],
+        "bad_crc.png": bytes(png),
+        "empty.png": b"",
+        "page.jpg": b"<html>404</html>",
+    }
+
+
 def test_corrupt_files_are_skipped_and_reported_once(image_folder, tmp_path):
     root = image_folder({"a": 3, "b": 3})
-    good = (tmp_path / "train" / "a" / "000.jpg").read_bytes()
-    (tmp_path / "train" / "a" / "cut_in_header.jpg").write_bytes(good[:200])  # kills Decode with SIGFPE
-    (tmp_path / "train" / "a" / "half.jpg").write_bytes(good[:len(good) // 2])
-    (tmp_path / "train" / "b" / "empty.png").write_bytes(b"")
-    (tmp_path / "train" / "b" / "page.jpg").write_bytes(b"<html>404</html>")
-    os.symlink(tmp_path / "missing.jpg", tmp_path / "train" / "b" / "dangling.jpg")
+    folder = tmp_path / "train" / "b"
+    damaged = _damaged_files(folder, (tmp_path / "train" / "a" / "000.jpg").read_bytes())
+    for name, data in damaged.items():
+        (folder / name).write_bytes(data)
+    os.symlink(tmp_path / "missing.jpg", folder / "dangling.jpg")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = create_dataset("", root, "train", shuffle=False)
     skipped = [w for w in caught if issubclass(w.category, SkippedImagesWarning)]
     assert len(skipped) == 1
     message = str(skipped[0].message)
-    assert message.startswith("Skipping 5 unreadable or corrupt image file(s)")
-    for name in ("cut_in_header.jpg", "half.jpg", "empty.png", "page.jpg", "dangling.jpg"):
+    assert message.startswith(f"Skipping {len(damaged) + 1} unreadable or corrupt image file(s)")
+    for name in [*damaged, "dangling.jpg"]:
         assert name in message
+    assert "progressive.jpg" not in message and "lossless.png" not in message
     loader = create_loader(dataset, 2, is_training=True, num_classes=2,
                            transform=create_transforms("", 32, is_training=True))
-    assert sum(len(labels) for _, labels in loader.create_tuple_iterator(output_numpy=True, num_epochs=1)) == 6
+    assert sum(len(labels) for _, labels in loader.create_tuple_iterator(output_numpy=True, num_epochs=1)) == 8
 
 
 def test_unknown_dataset_lists_accepted_names(tmp_path):
