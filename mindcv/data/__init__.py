@@ -1,6 +1,6 @@
 """Data: ``create_dataset``, ``create_transforms`` and ``create_loader`` with MindCV's signatures."""
 from .auto_augment import POLICY_FAMILIES, auto_augment_transform
-from .dataset_factory import DATASETS, DatasetSource, create_dataset, source_of
+from .dataset_factory import DATASETS, DatasetSource, create_dataset, dataset_for_epoch, source_of
 from .image_folder import SkippedImagesWarning
 from .loader import create_loader
 from .mixup import Mixup
@@ -22,5 +22,6 @@ __all__ = [
     "create_dataset",
     "create_loader",
     "create_transforms",
+    "dataset_for_epoch",
     "source_of",
 ]

@@ -3,6 +3,7 @@
 Every dataset yields the columns ``image`` (encoded bytes for image folders, decoded HWC uint8 arrays for
 the others) and ``label`` (int32), read in the order a ``ShardSampler`` deals out.
 """
+import copy
 import gzip
 import os
 import shutil
@@ -171,3 +172,14 @@ def create_dataset(name="", root=None, split="train", shuffle=True, num_samples=
                                                download)
     setattr(dataset, SOURCE_ATTRIBUTE, DatasetSource(name, sampler, classes))
     return dataset
+
+
+def dataset_for_epoch(dataset, epoch):
+    """A fresh copy of ``dataset`` (a pipeline is consumed once) whose sampler draws epoch ``epoch``'s order
+    (0-based): the order depends only on the shuffling seed and the epoch, so a resumed run reads exactly
+    what an uninterrupted run would have read."""
+    fresh = copy.deepcopy(dataset)
+    source = source_of(fresh)
+    if source is not None and source.sampler is not None:
+        source.sampler.epoch = epoch
+    return fresh

@@ -6,6 +6,7 @@ import numpy as np
 
 import mindspore as ms
 
+from ..utils.checkpoint import read_checkpoint
 from ..utils.download import download_url
 from ..utils.errors import CheckpointError
 from .naming import to_mindcv_names
@@ -40,15 +41,13 @@ def load_pretrained(model, default_cfg=None):
 
 def load_model_checkpoint(model, checkpoint_path, ema=False, auto_mapping=False):
     """Load a MindSpore checkpoint file into ``model`` (see ``load_checkpoint_into``)."""
-    if not os.path.isfile(checkpoint_path):
-        raise CheckpointError(f"Checkpoint file not found: {checkpoint_path}")
     try:
-        param_dict = ms.load_checkpoint(checkpoint_path)
-    except (RuntimeError, ValueError, OSError) as err:
-        raise CheckpointError(
-            f"{checkpoint_path} is not a readable MindSpore checkpoint ({str(err).splitlines()[0]}). "
-            "PyTorch weights must be converted first: python -m mindcv.models.convert SRC DST.ckpt"
-        ) from err
+        param_dict = read_checkpoint(checkpoint_path)
+    except CheckpointError as err:
+        if os.path.isfile(checkpoint_path):
+            raise CheckpointError(f"{err} PyTorch weights must be converted first: "
+                                  "python -m mindcv.models.convert SRC DST.ckpt") from err
+        raise
     load_checkpoint_into(model, param_dict, checkpoint_path, ema=ema, auto_mapping=auto_mapping)
 
 

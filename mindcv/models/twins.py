@@ -128,8 +128,8 @@ class PatchConv(nn.Cell):
         if gh * p != h or gw * p != w:
             x = x[:, :gh * p, :gw * p, :]
         patches = x.reshape(b, gh, p, gw, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * gh * gw, p * p * c)
-        weight = self.weight.transpose(0, 2, 3, 1).reshape(self.weight.shape[0], p * p * c)
-        out = ops.bias_add(self.matmul(patches, weight), self.bias)
+        weight = self.weight.astype(x.dtype).transpose(0, 2, 3, 1).reshape(self.weight.shape[0], p * p * c)
+        out = ops.bias_add(self.matmul(patches, weight), self.bias.astype(x.dtype))
         return out.reshape(b, gh, gw, -1)
 
 
@@ -176,7 +176,7 @@ class Attention(nn.Cell):
     def heads(self, x, weight, bias):
         """Project (N, L, C) tokens with ``weight``/``bias`` and split into (N, heads, L, head_dim)."""
         n, length, c = x.shape
-        y = ops.bias_add(self.matmul(x.reshape(n * length, c), weight), bias)
+        y = ops.bias_add(self.matmul(x.reshape(n * length, c), weight.astype(x.dtype)), bias.astype(x.dtype))
         return y.reshape(n, length, self.num_heads, -1).transpose(0, 2, 1, 3)
 
     def attend(self, q, k, v):
@@ -227,8 +227,12 @@ class LocallyGroupedAttention(Attention):
         b, h, w, c = x.shape
         ws = self.window_size
         pad_b, pad_r = (-h) % ws, (-w) % ws
-        if pad_b or pad_r:
-            x = ops.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        # Zero-padding by concatenation: the backward of ops.pad returns run-to-run varying garbage on CPU in
+        # MindSpore 2.10 GRAPH mode.
+        if pad_b:
+            x = ops.concat((x, ops.zeros((b, pad_b, w, c), x.dtype)), axis=1)
+        if pad_r:
+            x = ops.concat((x, ops.zeros((b, h + pad_b, pad_r, c), x.dtype)), axis=2)
         nh, nw = (h + pad_b) // ws, (w + pad_r) // ws
         windows = x.reshape(b, nh, ws, nw, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, ws * ws, c)
         weight, bias = self.qkv.weight, self.qkv.bias

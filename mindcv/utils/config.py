@@ -1,0 +1,297 @@
+"""Command-line and YAML configuration for train.py / validate.py, from one schema.
+
+The schema gives every key its type, default, accepted values and help; argparse and the YAML loader both
+use it, so a YAML value is checked exactly like the same value on the command line. Precedence:
+command line > YAML (``-c/--config``) > schema default.
+"""
+import argparse
+import difflib
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import yaml
+
+__all__ = ["ConfigError", "SCHEMA", "create_parser", "parse_args", "load_yaml_config"]
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that is not accepted."""
+
+
+def str2bool(value):
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).strip().lower()
+    if lowered in ("true", "1", "yes", "y", "on"):
+        return True
+    if lowered in ("false", "0", "no", "n", "off"):
+        return False
+    raise ValueError(f"{value!r} is not a boolean (use True or False)")
+
+
+def optional(kind):
+    def convert(value):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+            return None
+        return kind(value)
+    convert.__name__ = f"optional {kind.__name__}"
+    return convert
+
+
+def finite_float(value):
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: Any
+    help: str
+    type: Callable = str
+    choices: Optional[tuple] = None
+    nargs: Optional[str] = None  # "2" for pairs, "*" for lists
+    check: Optional[Callable] = None  # predicate on the converted value
+    accepted: str = ""  # how to describe values that fail ``check``
+    aliases: tuple = ()
+
+
+def _positive(accepted="> 0"):
+    return dict(check=lambda v: v > 0, accepted=accepted)
+
+
+def _non_negative():
+    return dict(check=lambda v: v >= 0, accepted=">= 0")
+
+
+def _probability():
+    return dict(check=lambda v: 0 <= v <= 1, accepted="in [0, 1]")
+
+
+def _rate():
+    return dict(check=lambda v: 0 <= v < 1, accepted="in [0, 1)")
+
+
+SCHEMA = {
+    "System": [
+        Option("mode", 0, "0: GRAPH mode (fast), 1: PYNATIVE mode", int, choices=(0, 1)),
+        Option("device_target", "auto", "device to run on; auto picks Ascend, then GPU, then CPU",
+               choices=("auto", "CPU", "GPU", "Ascend")),
+        Option("distribute", False, "data-parallel training over all launched processes", str2bool,
+               aliases=("--distributed",)),
+        Option("seed", 42, "random seed (each rank derives its own augmentation seed from it)", int),
+        Option("debug", False, "show full tracebacks for errors", str2bool),
+    ],
+    "Dataset": [
+        Option("dataset", "imagenet", "dataset kind: imagenet/'' (ImageFolder), cifar10, cifar100, mnist"),
+        Option("data_dir", None, "dataset root (ImageFolder: <data_dir>/<split>/<class>/<image>)", optional(str)),
+        Option("train_split", "train", "sub-folder of data_dir used for training"),
+        Option("val_split", "val", "sub-folder of data_dir used for validation"),
+        Option("shuffle", True, "shuffle the training data", str2bool),
+        Option("dataset_download", False, "download the dataset when it is missing", str2bool),
+        Option("num_samples", None, "use only this many samples", optional(int)),
+        Option("batch_size", 32, "batch size per device", int, **_positive(">= 1")),
+        Option("drop_remainder", True, "drop the last incomplete training batch", str2bool),
+        Option("num_parallel_workers", 8, "data-loading workers", int, **_positive(">= 1")),
+        Option("aug_repeats", 0, "repeated augmentation: copies of each sample per epoch (0: off)", int,
+               **_non_negative()),
+    ],
+    "Augmentation": [
+        Option("image_resize", 224, "training crop / evaluation crop size", int, **_positive(">= 1")),
+        Option("scale", (0.08, 1.0), "RandomResizedCrop area range", finite_float, nargs="2"),
+        Option("ratio", (0.75, 1.333), "RandomResizedCrop aspect-ratio range", finite_float, nargs="2"),
+        Option("hflip", 0.5, "horizontal flip probability", finite_float, **_probability()),
+        Option("vflip", 0.0, "vertical flip probability", finite_float, **_probability()),
+        Option("color_jitter", 0.4, "colour jitter strength (0: off)", optional(finite_float)),
+        Option("interpolation", "bilinear", "resize interpolation",
+               choices=("bilinear", "bicubic", "nearest", "area", "lanczos")),
+        Option("auto_augment", None, "timm-style policy, e.g. randaug-m9-mstd0.5-inc1, autoaug, trivialaugwide",
+               optional(str)),
+        Option("re_prob", 0.0, "random erasing probability", finite_float, **_probability()),
+        Option("re_scale", (0.02, 1 / 3), "random erasing area range", finite_float, nargs="2"),
+        Option("re_ratio", (0.3, 3.3), "random erasing aspect-ratio range", finite_float, nargs="2"),
+        Option("re_value", "random", "random erasing fill: 'random' or a number", str),
+        Option("crop_pct", 0.875, "evaluation: resize to image_resize / crop_pct, then centre crop", finite_float,
+               check=lambda v: 0 < v <= 1, accepted="in (0, 1]"),
+        Option("mixup", 0.0, "mixup alpha (0: off)", finite_float, **_non_negative()),
+        Option("cutmix", 0.0, "cutmix alpha (0: off)", finite_float, **_non_negative()),
+        Option("cutmix_prob", 1.0, "probability of cutmix when both are on", finite_float, **_probability()),
+    ],
+    "Model": [
+        Option("model", "svt_small", "model name (see mindcv.list_models())"),
+        Option("num_classes", 1000, "number of classes", int, **_positive(">= 1")),
+        Option("in_channels", 3, "input channels", int, **_positive(">= 1")),
+        Option("pretrained", False, "load the published weights", str2bool),
+        Option("ckpt_path", "", "checkpoint to start from (finetune) or to resume with resume_opt"),
+        Option("resume_opt", False, "also restore optimizer state, epoch and step from ckpt_path", str2bool),
+        Option("drop_rate", 0.0, "dropout before the classifier", finite_float, **_rate()),
+        Option("drop_path_rate", 0.0, "stochastic depth rate of the last block", finite_float, **_rate()),
+        Option("ema", False, "keep an exponential moving average of the weights", str2bool),
+        Option("ema_decay", 0.9999, "EMA decay", finite_float, **_rate()),
+    ],
+    "Checkpoints and logs": [
+        Option("ckpt_save_dir", "./ckpt", "where checkpoints and logs are written"),
+        Option("ckpt_save_policy", "latest_k", "which checkpoints to keep", choices=("latest_k", "top_k")),
+        Option("keep_checkpoint_max", 10, "number of checkpoints kept", int, **_positive(">= 1")),
+        Option("ckpt_save_interval", 1, "save every N epochs", int, **_positive(">= 1")),
+        Option("auto_resume", False, "resume from the newest valid checkpoint in ckpt_save_dir", str2bool),
+        Option("log_interval", 100, "steps between log lines", int, **_positive(">= 1")),
+        Option("val_while_train", False, "validate during training", str2bool),
+        Option("val_interval", 1, "validate every N epochs", int, **_positive(">= 1")),
+    ],
+    "Loss": [
+        Option("loss", "CE", "loss function", choices=("CE", "BCE", "ce", "bce")),
+        Option("label_smoothing", 0.0, "label smoothing", finite_float, **_rate()),
+    ],
+    "Optimizer": [
+        Option("opt", "adamw", "optimizer name"),
+        Option("lr", 0.001, "peak learning rate", finite_float, **_non_negative()),
+        Option("momentum", 0.9, "momentum / beta1", finite_float, **_rate()),
+        Option("weight_decay", 0.05, "weight decay", finite_float, **_non_negative()),
+        Option("weight_decay_filter", "norm_and_bias", "parameters exempt from weight decay",
+               choices=("disable", "auto", "norm_and_bias")),
+        Option("use_nesterov", False, "Nesterov momentum", str2bool),
+        Option("eps", 1e-8, "optimizer epsilon", finite_float, **_positive()),
+        Option("filter_bias_and_bn", None, "older MindCV switch; when set, True means weight_decay_filter="
+               "norm_and_bias and False means disable", optional(str2bool)),
+        Option("layer_decay", 1.0, "layer-wise lr decay (1: off)", finite_float, **_positive()),
+        Option("clip_grad", False, "clip gradients by global norm", str2bool),
+        Option("clip_value", 5.0, "max global gradient norm", finite_float, **_positive()),
+        Option("gradient_accumulation_steps", 1, "micro-batches per optimizer step", int, **_positive(">= 1")),
+    ],
+    "Learning-rate schedule": [
+        Option("scheduler", "warmup_cosine_decay", "learning-rate schedule"),
+        Option("epoch_size", 300, "number of training epochs", int, **_positive(">= 1")),
+        Option("min_lr", 1e-6, "lowest learning rate", finite_float, **_non_negative()),
+        Option("warmup_epochs", 5, "warm-up epochs", int, **_non_negative()),
+        Option("warmup_factor", 0.0, "warm-up starts at warmup_factor * lr", finite_float, **_non_negative()),
+        Option("decay_epochs", 295, "epochs over which the lr decays", int, **_non_negative()),
+        Option("decay_rate", 0.9, "decay rate of step/exponential/polynomial schedules", finite_float,
+               **_non_negative()),
+        Option("multi_step_decay_milestones", (30, 60, 90), "epochs where multi_step_decay decays", int,
+               nargs="*"),
+        Option("lr_epoch_stair", False, "change the lr once per epoch instead of every step", str2bool),
+        Option("num_cycles", 1, "cosine cycles", int, **_positive(">= 1")),
+        Option("cycle_decay", 1.0, "peak decay between cycles", finite_float, **_non_negative()),
+    ],
+    "Mixed precision": [
+        Option("amp_level", "O0", "MindSpore automatic mixed precision level", choices=("O0", "O1", "O2", "O3")),
+        Option("amp_cast_list", None, "custom list of ops cast to fp16 (None: MindSpore's default)",
+               optional(str)),
+        Option("loss_scale_type", "fixed", "loss scaling", choices=("fixed", "dynamic", "auto")),
+        Option("loss_scale", 1.0, "(initial) loss scale", finite_float, **_positive()),
+        Option("drop_overflow_update", False, "skip the update of steps whose gradients overflow", str2bool),
+    ],
+}
+
+OPTIONS = {option.name: option for group in SCHEMA.values() for option in group}
+
+
+def _check_value(option, value, source):
+    """The converted value, or ConfigError naming the key, the bad value and what is accepted."""
+    try:
+        if option.nargs:
+            if not isinstance(value, (list, tuple)):
+                value = [value]
+            if option.nargs == "2" and len(value) != 2:
+                raise ValueError(f"{list(value)} does not have 2 values")
+            converted = tuple(option.type(v) for v in value)
+        else:
+            converted = option.type(value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: {option.name}: {value!r} is not valid ({err}); expected "
+                          f"{_describe_type(option)}.") from None
+    if option.choices is not None and converted not in option.choices:
+        raise ConfigError(f"{source}: {option.name}: {value!r} is not accepted; choose one of "
+                          f"{', '.join(map(str, option.choices))}.")
+    values = converted if option.nargs else (converted,)
+    if option.check is not None and not all(v is None or option.check(v) for v in values):
+        raise ConfigError(f"{source}: {option.name}: {value!r} is out of range; it must be {option.accepted}.")
+    return converted
+
+
+def _describe_type(option):
+    name = getattr(option.type, "__name__", "value")
+    names = {"str2bool": "True or False", "finite_float": "a number", "int": "an integer", "str": "a string"}
+    base = names.get(name, name)
+    if option.nargs == "2":
+        return f"two values, each {base}"
+    return f"a list, each {base}" if option.nargs else base
+
+
+def load_yaml_config(path):
+    """Checked values of a YAML config: unknown keys name the closest valid key."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = yaml.safe_load(f)
+    except OSError as err:
+        raise ConfigError(f"Cannot read config file {path}: {err.strerror}.") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]} "
+                          f"({getattr(err, 'problem_mark', '')}).".replace(" ()", "")) from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path} must be a mapping of option: value, not a {type(content).__name__}.")
+    values = {}
+    for key, value in content.items():
+        name = "distribute" if key == "distributed" else key
+        if name not in OPTIONS:
+            close = difflib.get_close_matches(str(key), OPTIONS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{path}: unknown key '{key}'.{hint} Run with --help to list the valid keys.")
+        values[name] = _check_value(OPTIONS[name], value, path)
+    return values
+
+
+class _Checked:
+    """argparse ``type=`` that applies the schema's conversion and checks to one command-line token."""
+
+    def __init__(self, option):
+        self.option = option
+        self.__name__ = option.name
+
+    def __call__(self, text):
+        single = Option(**{**self.option.__dict__, "nargs": None})
+        try:
+            return _check_value(single, text, "command line")
+        except ConfigError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _help(option):
+    if option.choices is None:
+        return option.help
+    return f"{option.help} [{', '.join(map(str, option.choices))}]"
+
+
+def create_parser(description, defaults=None):
+    defaults = defaults or {}
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("-c", "--config", default="", help="YAML file whose keys set the defaults below")
+    for title, options in SCHEMA.items():
+        group = parser.add_argument_group(title)
+        for option in options:
+            default = defaults.get(option.name, option.default)
+            group.add_argument(f"--{option.name}", *option.aliases, dest=option.name, default=default,
+                               type=_Checked(option), help=_help(option), metavar=option.name.upper(),
+                               nargs={"2": 2, "*": "*"}.get(option.nargs))
+    return parser
+
+
+def parse_args(argv=None, description="MindCV-Twins"):
+    """Parse the command line over the YAML config named by ``-c/--config``."""
+    argv = sys.argv[1:] if argv is None else argv
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("-c", "--config", default="")
+    known, _ = pre.parse_known_args(argv)
+    defaults = load_yaml_config(known.config) if known.config else {}
+    args = create_parser(description, defaults).parse_args(argv)
+    for name in ("scale", "ratio", "re_scale", "re_ratio", "multi_step_decay_milestones"):
+        setattr(args, name, tuple(getattr(args, name)))
+    return args

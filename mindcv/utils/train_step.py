@@ -1,0 +1,125 @@
+"""One training step as a graph: loss scaling, data-parallel gradient mean, overflow skipping, gradient
+clipping, gradient accumulation and an exponential moving average of the weights."""
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
+
+__all__ = ["TrainStep", "create_loss_scale", "swap_ema_weights"]
+
+_grad_scale = ops.MultitypeFuncGraph("grad_scale")
+_ema_update = ops.MultitypeFuncGraph("ema_update")
+_accumulate = ops.MultitypeFuncGraph("accumulate")
+_reset = ops.MultitypeFuncGraph("reset")
+_non_finite = ops.MultitypeFuncGraph("non_finite")
+
+
+@_grad_scale.register("Tensor", "Tensor")
+def _unscale(scale, grad):
+    return grad * ops.cast(ops.reciprocal(scale), ops.dtype(grad))
+
+
+@_ema_update.register("Tensor", "Tensor", "Tensor")
+def _update_average(decay, average, weight):
+    return ops.assign(average, average * decay + weight * (1.0 - decay))
+
+
+@_accumulate.register("Tensor", "Tensor")
+def _add_grad(accumulated, grad):
+    return ops.assign_add(accumulated, ops.cast(grad, ops.dtype(accumulated)))
+
+
+@_reset.register("Tensor")
+def _zero(accumulated):
+    return ops.assign(accumulated, ops.zeros_like(accumulated))
+
+
+@_non_finite.register("Tensor")
+def _is_non_finite(grad):
+    return ops.cast(ops.logical_not(ops.isfinite(grad).all()), ms.float32)
+
+
+def create_loss_scale(loss_scale_type, loss_scale):
+    """``scale_sense`` for TrainStep: a fixed scale Tensor or MindSpore's dynamic scale manager cell."""
+    if loss_scale_type == "dynamic":
+        return nn.DynamicLossScaleUpdateCell(loss_scale_value=loss_scale, scale_factor=2, scale_window=1000)
+    return Tensor(loss_scale, ms.float32)
+
+
+class TrainStep(nn.TrainOneStepWithLossScaleCell):
+    """``step(*inputs) -> (loss, overflow, loss_scale)`` for a network that returns its loss.
+
+    With a dynamic loss scale, or ``drop_overflow_update``, a step whose gradients overflow is skipped.
+    ``ema`` keeps ``ema.<name>`` copies of the weights (saved with the checkpoint). With
+    ``accumulation_steps`` > 1, gradients of that many calls are averaged into one optimizer update.
+    """
+
+    def __init__(self, network, optimizer, scale_sense=1.0, drop_overflow_update=False, clip_grad=False,
+                 clip_value=5.0, accumulation_steps=1, ema=False, ema_decay=0.9999):
+        if not isinstance(scale_sense, (Tensor, nn.Cell)):
+            scale_sense = Tensor(scale_sense, ms.float32)
+        super().__init__(network, optimizer, scale_sense)
+        self.skip_overflow = drop_overflow_update or isinstance(scale_sense, nn.Cell)
+        self.clip_grad = clip_grad
+        self.clip_value = clip_value
+        self.accumulation_steps = accumulation_steps
+        self.ema = ema
+        if ema:
+            self.ema_decay = Tensor(ema_decay, ms.float32)
+            self.ema_weights = self.weights.clone(prefix="ema", init="same")
+        if accumulation_steps > 1:
+            self.accumulated = self.weights.clone(prefix="accumulated_grad", init="zeros")
+            self.micro_step = Parameter(Tensor(0, ms.int32), name="micro_step", requires_grad=False)
+
+    def get_overflow_status(self, status, compute_output):
+        # MindSpore's checks use float-status kernels that its CPU backend lacks; an isfinite reduction over the
+        # gradients works on every device.
+        if self.ascend_910a_target or self.ascend_910b_target:
+            return super().get_overflow_status(status, compute_output)
+        flags = ops.addn(self.hyper_map(_is_non_finite, compute_output))
+        if self.is_distributed:
+            flags = self.allreduce(flags)
+        return flags > 0
+
+    def construct(self, *inputs):
+        loss = self.network(*inputs)
+        scale = self.scale_sense
+        status = Tensor([0] * 8, ms.int32)
+        sens = ops.fill(loss.dtype, loss.shape, ops.cast(scale, loss.dtype))
+        grads = self.grad(self.network, self.weights)(*inputs, sens)
+        grads = self.grad_reducer(grads)
+        grads = self.hyper_map(ops.partial(_grad_scale, scale), grads)
+        overflow = self.process_loss_scale(self.get_overflow_status(status, grads))
+        if self.skip_overflow and overflow:
+            return loss, overflow, scale
+        if self.accumulation_steps > 1:
+            loss = ops.depend(loss, self.hyper_map(_accumulate, self.accumulated, grads))
+            loss = ops.depend(loss, ops.assign_add(self.micro_step, Tensor(1, ms.int32)))
+            if self.micro_step % self.accumulation_steps != 0:
+                return loss, overflow, scale
+            grads = self.hyper_map(ops.partial(_grad_scale, Tensor(self.accumulation_steps, ms.float32)),
+                                   self.accumulated)
+            loss = ops.depend(loss, grads)
+            loss = ops.depend(loss, self.hyper_map(_reset, self.accumulated))
+        if self.clip_grad:
+            grads = ops.clip_by_global_norm(grads, self.clip_value)
+        loss = ops.depend(loss, self.optimizer(grads))
+        if self.ema:
+            loss = ops.depend(loss, self.hyper_map(ops.partial(_ema_update, self.ema_decay),
+                                                   self.ema_weights, self.weights))
+        return loss, overflow, scale
+
+
+class swap_ema_weights:
+    """Context manager: the network's trainable weights hold their EMA inside the block (to evaluate it)."""
+
+    def __init__(self, train_step):
+        self.train_step = train_step
+
+    def __enter__(self):
+        self.saved = [w.value().copy() for w in self.train_step.weights]
+        for weight, average in zip(self.train_step.weights, self.train_step.ema_weights):
+            weight.set_data(average.value().copy())
+        return self
+
+    def __exit__(self, *exc):
+        for weight, saved in zip(self.train_step.weights, self.saved):
+            weight.set_data(saved)
