@@ -15,6 +15,9 @@ setup(
     packages=find_packages(include=["mindcv", "mindcv.*"]),
     python_requires=">=3.9",
     install_requires=requirements,
-    extras_require={"convert": ["torch", "safetensors"]},
+    extras_require={
+        "convert": ["torch", "safetensors"],  # reading PyTorch checkpoints
+        "demo": ["scikit-learn", "matplotlib"],  # the digits demo dataset, training curves
+    },
     license="Apache-2.0",
 )

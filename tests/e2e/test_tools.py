@@ -1,0 +1,22 @@
+"""The demo-data and plotting tools."""
+import os
+
+from .conftest import ROOT, run_script
+
+
+def test_digits_imagefolder_has_the_fixed_stratified_split(tmp_path):
+    result = run_script("tools/make_digits_imagefolder.py", "--out", tmp_path, "--size", "32")
+    assert "Wrote 1438 training and 359 validation images" in result.stdout
+    for split, expected in (("train", 1438), ("val", 359)):
+        classes = sorted(os.listdir(tmp_path / split))
+        assert classes == [str(d) for d in range(10)]
+        assert sum(len(os.listdir(tmp_path / split / c)) for c in classes) == expected
+
+
+def test_plot_log_writes_a_png(tmp_path):
+    (tmp_path / "train_log.csv").write_text(
+        "epoch,step,lr,train_loss,val_top1,val_top5,val_loss,epoch_time_s,images_per_s,skipped_steps\n"
+        "1,10,0.001,2.0,40,90,1.8,3,100,0\n2,20,0.0005,1.5,60,95,1.4,3,100,0\n")
+    run_script(os.path.join(ROOT, "tools", "plot_log.py"), tmp_path / "train_log.csv")
+    with open(tmp_path / "train_curves.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,95 @@
+"""train.py and validate.py end to end, as users run them."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+
+from .conftest import ROOT, TINY_RUN, read_log, run_script
+
+
+@pytest.fixture(scope="module")
+def graph_run(shapes_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("graph_run")
+    run_script("train.py", *TINY_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", out, "--mode", "0")
+    return out
+
+
+def test_graph_mode_training_writes_log_and_checkpoints(graph_run):
+    rows = read_log(graph_run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert [int(r["step"]) for r in rows] == [6, 12]
+    assert all(np.isfinite(float(r["train_loss"])) and 0 <= float(r["val_top1"]) <= 100 for r in rows)
+    assert sorted(os.listdir(graph_run)) == ["svt_small-1.ckpt", "svt_small-2.ckpt", "train.log", "train_log.csv"]
+    params = ms.load_checkpoint(str(graph_run / "svt_small-2.ckpt"))
+    assert int(params["epoch"].asnumpy()) == 2 and int(params["global_step"].asnumpy()) == 12
+    assert any(k.startswith("adam_m.") for k in params)
+
+
+def test_validate_reproduces_the_last_validation_of_training(graph_run, shapes_dataset):
+    result = run_script("validate.py", *TINY_RUN, "--data_dir", shapes_dataset,
+                        "--ckpt_path", graph_run / "svt_small-2.ckpt")
+    top1 = float(re.search(r"Top_1_Accuracy: ([\d.]+)", result.stdout).group(1))
+    assert top1 == pytest.approx(float(read_log(graph_run)[-1]["val_top1"]), abs=1e-3)
+    assert "Top_5_Accuracy: 100.0000" in result.stdout
+
+
+def test_pynative_mode_training(shapes_dataset, tmp_path):
+    run_script("train.py", *TINY_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path, "--mode", "1",
+               "--epoch_size", "1", "--decay_epochs", "0", "--val_while_train", "False")
+    assert [r["epoch"] for r in read_log(tmp_path)] == ["1"]
+
+
+def test_killed_after_epoch_one_and_resumed_matches_uninterrupted_run(graph_run, shapes_dataset, tmp_path):
+    command = [sys.executable, os.path.join(ROOT, "train.py"), *TINY_RUN, "--data_dir", shapes_dataset,
+               "--ckpt_save_dir", str(tmp_path), "--mode", "0"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not (tmp_path / "svt_small-1.ckpt").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert [r["epoch"] for r in read_log(tmp_path)] == ["1"]
+
+    run_script("train.py", *TINY_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path, "--mode", "0",
+               "--auto_resume", "True")
+    resumed, uninterrupted = read_log(tmp_path), read_log(graph_run)
+    for field in ("epoch", "step", "lr", "train_loss", "val_top1", "val_top5", "val_loss"):
+        assert [r[field] for r in resumed] == [r[field] for r in uninterrupted], field
+    ours = ms.load_checkpoint(str(tmp_path / "svt_small-2.ckpt"))
+    reference = ms.load_checkpoint(str(graph_run / "svt_small-2.ckpt"))
+    for name in ("blocks.2.4.attn.qkv.weight", "head.weight", "adam_v.norm.gamma"):
+        assert np.abs(ours[name].asnumpy() - reference[name].asnumpy()).max() <= 1e-6
+
+
+def test_finetune_to_other_num_classes(graph_run, shapes_dataset, tmp_path):
+    two_classes = tmp_path / "two"
+    for split in ("train", "val"):
+        os.makedirs(two_classes / split)
+        for name in ("circle", "square"):
+            os.symlink(os.path.join(shapes_dataset, split, name), two_classes / split / name)
+    result = run_script("train.py", *TINY_RUN, "--data_dir", two_classes, "--num_classes", "2", "--epoch_size", "1",
+                        "--decay_epochs", "0", "--ckpt_path", graph_run / "svt_small-2.ckpt",
+                        "--ckpt_save_dir", tmp_path / "out")
+    assert "the classifier 'head' has 3 classes, the model 2" in result.stderr
+    assert read_log(tmp_path / "out")[0]["epoch"] == "1"
+
+
+def test_amp_o2_trains_on_cpu(shapes_dataset, tmp_path):
+    run_script("train.py", *TINY_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path, "--amp_level", "O2",
+               "--loss_scale_type", "dynamic", "--loss_scale", "1024", "--epoch_size", "1", "--decay_epochs", "0",
+               "--val_while_train", "False")
+    assert np.isfinite(float(read_log(tmp_path)[0]["train_loss"]))
+
+
+def test_amp_o1_is_rejected_with_a_reason(shapes_dataset, tmp_path):
+    result = run_script("train.py", *TINY_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path,
+                        "--amp_level", "O1", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: amp_level O1 is not supported")
