@@ -10,7 +10,7 @@ from tqdm import tqdm
 from mindcv.utils.checkpoint import CheckpointManager, find_latest_checkpoint, load_train_state
 from mindcv.utils.cli import run_cli
 from mindcv.utils.config import parse_args
-from mindcv.utils.distributed import init_context
+from mindcv.utils.distributed import all_reduce_mean, init_context
 from mindcv.utils.evaluation import evaluate
 from mindcv.utils.logger import EpochLog, setup_logging
 from mindcv.utils.recipe import build_dataset, build_eval_loader, build_model, build_train_loader, build_train_step
@@ -62,6 +62,7 @@ def validate(args, model, train_step, val_set, loss_fn, show_progress):
 
 
 def main(args):
+    """Train as configured; returns the train step (model, optimizer and EMA state) at the end."""
     rank_id, device_num = init_context(args.mode, args.device_target, args.distribute, args.seed)
     is_main = rank_id == 0
     if is_main:
@@ -83,6 +84,7 @@ def main(args):
     for epoch in range(start_epoch + 1, args.epoch_size + 1):
         loader = build_train_loader(args, train_set, epoch)
         loss, steps, skipped, seconds = train_one_epoch(args, train_step, loader, lr, epoch, global_step, is_main)
+        loss = float(all_reduce_mean([loss], device_num)[0])
         global_step += steps
         metrics = {}
         if val_set is not None and (epoch % args.val_interval == 0 or epoch == args.epoch_size):
@@ -98,6 +100,7 @@ def main(args):
                          skipped_steps=skipped)
         if epoch % args.ckpt_save_interval == 0 or epoch == args.epoch_size:
             _logger.info("Saved %s", manager.save(train_step, epoch, global_step, vars(args), metrics.get("top1")))
+    return train_step
 
 
 if __name__ == "__main__":

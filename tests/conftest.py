@@ -4,7 +4,15 @@ import pytest
 
 import mindspore as ms
 
+from .helpers import write_image_folder
+
 ms.set_context(mode=ms.GRAPH_MODE)
+
+
+@pytest.fixture(scope="session")
+def shapes_dataset(tmp_path_factory):
+    """A 3-class ImageFolder (train 12, val 4 images per class) shared by the command-line tests."""
+    return write_image_folder(tmp_path_factory.mktemp("shapes"))
 
 
 @pytest.fixture

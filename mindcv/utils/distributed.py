@@ -1,10 +1,13 @@
 """Device and data-parallel set-up on MindSpore's own collective communication (HCCL, NCCL, MCCL)."""
 import os
 
+import numpy as np
+
 import mindspore as ms
+from mindspore import ops
 from mindspore.communication import get_group_size, get_rank, init
 
-__all__ = ["LauncherError", "init_context", "launched_by"]
+__all__ = ["LauncherError", "all_reduce_mean", "init_context", "launched_by"]
 
 # Environment variables each supported launcher sets in the processes it starts.
 _LAUNCHER_ENV = {
@@ -46,3 +49,11 @@ def init_context(mode=0, device_target="auto", distribute=False, seed=None):
     ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
                                  device_num=device_num)
     return rank_id, device_num
+
+
+def all_reduce_mean(values, device_num):
+    """Mean over all ranks of a float array (the array itself in a single process)."""
+    values = np.asarray(values, np.float32)
+    if device_num == 1:
+        return values
+    return ops.AllReduce()(ms.Tensor(values)).asnumpy() / device_num

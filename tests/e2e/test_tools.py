@@ -1,7 +1,7 @@
 """The demo-data and plotting tools."""
 import os
 
-from .conftest import ROOT, run_script
+from ..helpers import ROOT, run_script
 
 
 def test_digits_imagefolder_has_the_fixed_stratified_split(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 import mindspore as ms
 
-from .conftest import ROOT, TINY_RUN, read_log, run_script
+from ..helpers import ROOT, TINY_RUN, read_log, run_script
 
 
 @pytest.fixture(scope="module")

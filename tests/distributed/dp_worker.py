@@ -1,0 +1,34 @@
+"""One rank of a launched data-parallel test job: runs train.py's ``main``, then records this rank's final
+parameters and the training samples each epoch dealt it, for the test to compare across ranks."""
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+import mindspore as ms  # noqa: E402
+
+import train  # noqa: E402
+from mindcv.data import source_of  # noqa: E402
+from mindcv.utils.config import parse_args  # noqa: E402
+from mindcv.utils.recipe import build_dataset  # noqa: E402
+
+
+def main():
+    out = os.environ["DP_TEST_OUT"]
+    args = parse_args(sys.argv[1:])
+    train_step = train.main(args)
+    rank, device_num = (ms.communication.get_rank(), ms.communication.get_group_size()) if args.distribute else (0, 1)
+    ms.save_checkpoint(train_step, os.path.join(out, f"rank{rank}.ckpt"))
+    sampler = source_of(build_dataset(args, args.train_split, args.shuffle, rank, device_num)).sampler
+    epochs = []
+    for epoch in range(args.epoch_size):
+        sampler.epoch = epoch
+        epochs.append([int(i) for i in sampler])
+    with open(os.path.join(out, f"rank{rank}_samples.json"), "w") as f:
+        json.dump(epochs, f)
+
+
+if __name__ == "__main__":
+    main()
