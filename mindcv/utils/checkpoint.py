@@ -13,7 +13,8 @@ __all__ = ["CheckpointManager", "find_latest_checkpoint", "load_train_state", "r
            "save_train_state"]
 
 _logger = logging.getLogger(__name__)
-_META_KEYS = ("epoch", "global_step", "config", "metric")
+# Run metadata stored beside the parameters ("global_step" is taken: the optimizer's own step counter).
+_META_KEYS = ("epoch", "steps_done", "config", "metric")
 
 
 def _write_atomic(write, path):
@@ -46,7 +47,7 @@ def save_checkpoint_atomic(arrays, path):
 def save_train_state(path, train_step, epoch, global_step, config, metric=None):
     """Everything needed to continue: model, optimizer, EMA and loss-scale state (the train step's
     parameters), plus the epoch and step completed and the resolved config."""
-    meta = {"epoch": int(epoch), "global_step": int(global_step), "config": json.dumps(config, default=list),
+    meta = {"epoch": int(epoch), "steps_done": int(global_step), "config": json.dumps(config, default=list),
             "metric": float(-1 if metric is None else metric)}
     _write_atomic(lambda tmp: ms.save_checkpoint(train_step, tmp, append_dict=meta, crc_check=True), path)
 
@@ -64,7 +65,7 @@ def read_checkpoint(path):
 def load_train_state(path, train_step):
     """Restore a ``save_train_state`` file into ``train_step``; returns (epoch, global_step, metric)."""
     params = read_checkpoint(path)
-    missing = [k for k in ("epoch", "global_step") if k not in params]
+    missing = [k for k in ("epoch", "steps_done") if k not in params]
     if missing:
         raise CheckpointError(f"{path} holds weights only (no {', '.join(missing)}); it cannot resume training. "
                               "Use it with --ckpt_path and --resume_opt False to start from its weights.")
@@ -74,7 +75,7 @@ def load_train_state(path, train_step):
         raise CheckpointError(f"{path} does not hold the full training state for this run; missing: "
                               f"{', '.join(not_loaded[:10])}{' ...' if len(not_loaded) > 10 else ''}.")
     metric = float(meta["metric"].asnumpy()) if "metric" in meta else -1.0
-    return int(meta["epoch"].asnumpy()), int(meta["global_step"].asnumpy()), metric
+    return int(meta["epoch"].asnumpy()), int(meta["steps_done"].asnumpy()), metric
 
 
 def find_latest_checkpoint(folder, pattern="*.ckpt"):

@@ -164,7 +164,7 @@ SCHEMA = {
         Option("gradient_accumulation_steps", 1, "micro-batches per optimizer step", int, **_positive(">= 1")),
     ],
     "Learning-rate schedule": [
-        Option("scheduler", "warmup_cosine_decay", "learning-rate schedule"),
+        Option("scheduler", "cosine_decay", "learning-rate schedule (warm-up given by warmup_epochs)"),
         Option("epoch_size", 300, "number of training epochs", int, **_positive(">= 1")),
         Option("min_lr", 1e-6, "lowest learning rate", finite_float, **_non_negative()),
         Option("warmup_epochs", 5, "warm-up epochs", int, **_non_negative()),

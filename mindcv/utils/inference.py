@@ -3,6 +3,7 @@ predictions, and export to MINDIR, ONNX and AIR."""
 import contextlib
 import importlib.resources
 import os
+import re
 import time
 
 import numpy as np
@@ -25,6 +26,7 @@ __all__ = ["CLASS_NAMES_FILE", "EXPORT_FORMATS", "IMAGE_EXTENSIONS", "Unreadable
 CLASS_NAMES_FILE = "class_names.txt"  # beside a checkpoint: its class names, one per line, in label order
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")  # what the dataset pipeline reads
 EXPORT_FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
+EXPORT_PATH_PATTERN = r"[0-9a-zA-Z@_\-.:/\\]+"  # what mindspore.export accepts
 MIN_IMAGE_SIZE = 32  # the stride-32 stage needs a grid of at least 1x1
 
 
@@ -195,6 +197,9 @@ def export_model(model, file_format, image_size, batch_size=1, output=""):
     extension = EXPORT_FORMATS[file_format]
     output = output or f"{model.default_cfg['architecture']}_{height}x{width}_bs{batch_size}"
     path = output if output.endswith(extension) else output + extension
+    if not re.fullmatch(EXPORT_PATH_PATTERN, path):
+        raise ValueError(f"Export path '{path}' has characters that MindSpore rejects; use only letters, digits and "
+                         "@ _ - . : / \\")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     example = ms.Tensor(np.zeros((batch_size, 3, height, width), np.float32))
     with _erf_free(model) if file_format == "ONNX" else contextlib.nullcontext():

@@ -28,7 +28,7 @@ def test_graph_mode_training_writes_log_and_checkpoints(graph_run):
     assert all(np.isfinite(float(r["train_loss"])) and 0 <= float(r["val_top1"]) <= 100 for r in rows)
     assert sorted(os.listdir(graph_run)) == ["svt_small-1.ckpt", "svt_small-2.ckpt", "train.log", "train_log.csv"]
     params = ms.load_checkpoint(str(graph_run / "svt_small-2.ckpt"))
-    assert int(params["epoch"].asnumpy()) == 2 and int(params["global_step"].asnumpy()) == 12
+    assert int(params["epoch"].asnumpy()) == 2 and int(params["steps_done"].asnumpy()) == 12
     assert any(k.startswith("adam_m.") for k in params)
 
 
@@ -42,7 +42,7 @@ def test_validate_reproduces_the_last_validation_of_training(graph_run, shapes_d
 
 def test_pynative_mode_training(shapes_dataset, tmp_path):
     run_script("train.py", *TINY_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path, "--mode", "1",
-               "--epoch_size", "1", "--decay_epochs", "0", "--val_while_train", "False")
+               "--epoch_size", "1", "--warmup_epochs", "0", "--decay_epochs", "1", "--val_while_train", "False")
     assert [r["epoch"] for r in read_log(tmp_path)] == ["1"]
 
 
@@ -75,7 +75,7 @@ def test_finetune_to_other_num_classes(graph_run, shapes_dataset, tmp_path):
         for name in ("circle", "square"):
             os.symlink(os.path.join(shapes_dataset, split, name), two_classes / split / name)
     result = run_script("train.py", *TINY_RUN, "--data_dir", two_classes, "--num_classes", "2", "--epoch_size", "1",
-                        "--decay_epochs", "0", "--ckpt_path", graph_run / "svt_small-2.ckpt",
+                        "--warmup_epochs", "0", "--decay_epochs", "1", "--ckpt_path", graph_run / "svt_small-2.ckpt",
                         "--ckpt_save_dir", tmp_path / "out")
     assert "the classifier 'head' has 3 classes, the model 2" in result.stderr
     assert read_log(tmp_path / "out")[0]["epoch"] == "1"
@@ -83,7 +83,7 @@ def test_finetune_to_other_num_classes(graph_run, shapes_dataset, tmp_path):
 
 def test_amp_o2_trains_on_cpu(shapes_dataset, tmp_path):
     run_script("train.py", *TINY_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path, "--amp_level", "O2",
-               "--loss_scale_type", "dynamic", "--loss_scale", "1024", "--epoch_size", "1", "--decay_epochs", "0",
+               "--loss_scale_type", "dynamic", "--loss_scale", "1024", "--epoch_size", "1", "--warmup_epochs", "0", "--decay_epochs", "1",
                "--val_while_train", "False")
     assert np.isfinite(float(read_log(tmp_path)[0]["train_loss"]))
 
