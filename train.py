@@ -13,7 +13,8 @@ from mindcv.utils.config import parse_args
 from mindcv.utils.distributed import all_reduce_mean, init_context
 from mindcv.utils.evaluation import evaluate
 from mindcv.utils.logger import EpochLog, setup_logging
-from mindcv.utils.recipe import build_dataset, build_eval_loader, build_model, build_train_loader, build_train_step
+from mindcv.utils.recipe import (build_dataset, build_eval_loader, build_model, build_train_loader, build_train_step,
+                                 count_train_steps, prepare_output_dir)
 from mindcv.utils.train_step import swap_ema_weights
 
 _logger = logging.getLogger("train")
@@ -66,14 +67,14 @@ def main(args):
     rank_id, device_num = init_context(args.mode, args.device_target, args.distribute, args.seed)
     is_main = rank_id == 0
     if is_main:
-        os.makedirs(args.ckpt_save_dir, exist_ok=True)
+        prepare_output_dir(args.ckpt_save_dir)
     setup_logging(os.path.join(args.ckpt_save_dir, "train.log") if is_main else None,
                   logging.INFO if is_main else logging.WARNING)
 
     train_set = build_dataset(args, args.train_split, args.shuffle, rank_id, device_num)
     val_set = build_dataset(args, args.val_split) if args.val_while_train else None
     model = build_model(args, checkpoint_path="" if args.resume_opt else args.ckpt_path)
-    steps_per_epoch = build_train_loader(args, train_set, epoch=1).get_dataset_size()
+    steps_per_epoch = count_train_steps(args, train_set)
     train_step, loss_fn, lr = build_train_step(args, model, steps_per_epoch)
     start_epoch, global_step = resume_point(args, train_step)
 

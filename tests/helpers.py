@@ -44,7 +44,7 @@ TINY_RUN = ["--model", "svt_small", "--num_classes", "3", "--image_resize", "32"
 
 def run_script(script, *args, timeout=600, check=True):
     """Run ``python <script> args`` from the repository root; returns the completed process."""
-    env = dict(os.environ, GLOG_v="3", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, GLOG_v="3")
     result = subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:

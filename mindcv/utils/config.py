@@ -269,10 +269,16 @@ def _help(option):
     return f"{option.help} [{', '.join(map(str, option.choices))}]"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes raise ConfigError (one line from the CLI runner) instead of printing the usage."""
+
+    def error(self, message):
+        raise ConfigError(f"{message} (see --help)")
+
+
 def create_parser(description, defaults=None):
     defaults = defaults or {}
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = _Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("-c", "--config", default="", help="YAML file whose keys set the defaults below")
     for title, options in SCHEMA.items():
         group = parser.add_argument_group(title)

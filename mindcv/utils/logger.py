@@ -17,6 +17,7 @@ def setup_logging(log_file=None, level=logging.INFO):
         os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)
+    logging.captureWarnings(True)  # e.g. the data pipeline's report of skipped corrupt images reaches the log file
 
 
 class EpochLog:

@@ -1,4 +1,7 @@
 """The pieces of a training or evaluation run, built from the parsed config (see ``config.py``)."""
+import os
+import tempfile
+
 import numpy as np
 
 from mindspore import nn
@@ -11,12 +14,16 @@ from ..scheduler import create_scheduler
 from .amp import apply_amp
 from .train_step import TrainStep, create_loss_scale
 
-__all__ = ["build_dataset", "build_eval_loader", "build_model", "build_train_loader", "build_train_step"]
+__all__ = ["build_dataset", "build_eval_loader", "build_model", "build_train_loader", "build_train_step",
+           "count_train_steps", "prepare_output_dir"]
 
 
 def build_dataset(args, split, shuffle=False, rank_id=0, device_num=1):
     """``split`` of the configured dataset (this rank's shard when ``device_num`` > 1), checked against
     ``num_classes``."""
+    if not args.data_dir:
+        raise ValueError("No dataset given: pass --data_dir DIR (an ImageFolder DIR/<split>/<class>/<image>) or set "
+                         "data_dir in the YAML config.")
     sharded = device_num > 1
     dataset = create_dataset(args.dataset, args.data_dir, split, shuffle=shuffle, num_samples=args.num_samples,
                              num_shards=device_num if sharded else None, shard_id=rank_id if sharded else None,
@@ -27,6 +34,16 @@ def build_dataset(args, split, shuffle=False, rank_id=0, device_num=1):
         raise ValueError(f"{args.data_dir}/{split} has {len(classes)} classes but num_classes is {args.num_classes}; "
                          f"set --num_classes {len(classes)}.")
     return dataset
+
+
+def count_train_steps(args, dataset):
+    """Optimizer steps per epoch; an error when the batch is larger than the data with drop_remainder."""
+    steps = build_train_loader(args, dataset, epoch=1).get_dataset_size()
+    if steps == 0:
+        raise ValueError(f"batch_size {args.batch_size} is larger than the {dataset.get_dataset_size()} training images "
+                         "this rank reads, and drop_remainder is True: no step would run. Lower --batch_size or set "
+                         "--drop_remainder False.")
+    return steps
 
 
 def build_train_loader(args, dataset, epoch):
@@ -80,3 +97,13 @@ def build_train_step(args, model, steps_per_epoch):
                      clip_value=args.clip_value, accumulation_steps=args.gradient_accumulation_steps,
                      ema=args.ema, ema_decay=args.ema_decay)
     return step, loss_fn, lr
+
+
+def prepare_output_dir(path):
+    """Create ``path`` and prove it writable before any training time is spent."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise ValueError(f"ckpt_save_dir {path} is not writable ({err.strerror}); choose another --ckpt_save_dir.") from None

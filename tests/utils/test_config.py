@@ -71,10 +71,11 @@ def test_bad_yaml_values_name_key_value_and_accepted(tmp_path, text, message):
     assert message in str(info.value)
 
 
-def test_bad_command_line_value_is_rejected_like_yaml(capsys):
-    with pytest.raises(SystemExit):
+def test_bad_command_line_value_is_rejected_like_yaml():
+    with pytest.raises(ConfigError, match="batch_size: '0' is out of range; it must be >= 1"):
         parse_args(["--batch_size", "0"])
-    assert "batch_size: '0' is out of range; it must be >= 1" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="unrecognized arguments: --batch-size"):
+        parse_args(["--batch-size", "8"])
 
 
 def test_missing_config_file():

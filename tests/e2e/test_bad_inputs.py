@@ -1,0 +1,147 @@
+"""Every user mistake ends train.py / validate.py with exit code 2 and one line naming the bad value."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from mindcv.utils import save_checkpoint_atomic
+
+from ..helpers import TINY_RUN, run_script
+
+
+def _yaml(text):
+    def make(ws):
+        (ws / "bad.yaml").write_text(text)
+        return ["-c", ws / "bad.yaml"]
+    return make
+
+
+def _data(ws):
+    return ["--data_dir", ws / "data"]
+
+
+def _folder_with(change):
+    """A copy of the shapes dataset changed by ``change(root)``."""
+    def make(ws):
+        root = ws / "changed"
+        shutil.copytree(ws / "data", root)
+        change(root)
+        return ["--data_dir", root]
+    return make
+
+
+def _ckpt(content):
+    def make(ws):
+        path = ws / "given.ckpt"
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            save_checkpoint_atomic(content(ws), str(path))
+        return _data(ws) + ["--ckpt_path", path]
+    return make
+
+
+def _truncated_checkpoint(ws):
+    path = ws / "svt.ckpt"
+    save_checkpoint_atomic({"head.weight": np.zeros((3, 512), np.float32),
+                            "blocks.0.0.mlp.fc1.weight": np.zeros((256, 64), np.float32)}, str(path))
+    data = path.read_bytes()
+    (ws / "given.ckpt").write_bytes(data[: len(data) // 2])
+    return _data(ws) + ["--ckpt_path", ws / "given.ckpt"]
+
+
+def _other_architecture(ws):
+    from mindcv.models import create_model
+
+    return {p.name: p.asnumpy() for p in create_model("pcpvt_small", num_classes=3).get_parameters()}
+
+
+def _remove_images(class_dir):
+    def change(root):
+        for name in os.listdir(root / "train" / class_dir):
+            os.remove(root / "train" / class_dir / name)
+    return change
+
+
+# (case id, script, arguments (list, or a function of the workspace), expected message)
+CASES = [
+    ("unknown_model", "train.py", ["--model", "svt_smal"], "Unknown model 'svt_smal'. Did you mean: svt_small"),
+    ("unknown_optimizer", "train.py", ["--opt", "adamx"], "Unknown optimizer 'adamx'."),
+    ("unknown_scheduler", "train.py", ["--scheduler", "cosine"], "Unknown scheduler 'cosine'."),
+    ("unknown_loss", "train.py", ["--loss", "focal"], "loss: 'focal' is not accepted; choose one of CE, BCE"),
+    ("unknown_dataset", "train.py", ["--dataset", "imagenet21k"], "Unknown dataset 'imagenet21k'."),
+    ("unknown_augment", "train.py", ["--auto_augment", "randomaug-m9"], "Unknown auto_augment policy"),
+    ("unknown_yaml_key", "train.py", _yaml("lerning_rate: 0.1\n"), "unknown key 'lerning_rate'"),
+    ("yaml_wrong_type", "train.py", _yaml("epoch_size: ten\n"), "epoch_size: 'ten' is not valid"),
+    ("negative_lr", "train.py", _yaml("lr: -0.001\n"), "lr: -0.001 is out of range; it must be >= 0"),
+    ("zero_batch", "train.py", ["--batch_size", "0"], "batch_size: '0' is out of range; it must be >= 1"),
+    ("crop_pct_above_one", "validate.py", _yaml("crop_pct: 1.2\n"), "crop_pct: 1.2 is out of range"),
+    ("unreadable_yaml", "train.py", _yaml("model: [svt_small\n"), "is not valid YAML"),
+    ("missing_config_file", "train.py", ["-c", "/nonexistent/c.yaml"], "Cannot read config file /nonexistent/c.yaml"),
+    ("no_data_dir", "train.py", [], "No dataset given: pass --data_dir DIR"),
+    ("missing_data_dir", "train.py", ["--data_dir", "/nonexistent/data"], "Dataset root does not exist"),
+    ("missing_split", "train.py", _folder_with(lambda root: shutil.rmtree(root / "train")), "Split folder does not exist"),
+    ("no_class_folders", "train.py", _folder_with(lambda root: [shutil.rmtree(root / "train" / c)
+                                                                for c in os.listdir(root / "train")]),
+     "No class folders in"),
+    ("empty_class", "train.py", _folder_with(_remove_images("square")), "Class folder has no images"),
+    ("wrong_num_classes", "train.py", ["--num_classes", "5"], "has 3 classes but num_classes is 5"),
+    ("batch_larger_than_data", "train.py", ["--batch_size", "64"], "batch_size 64 is larger than the 36 training"),
+    ("ckpt_missing", "validate.py", ["--ckpt_path", "/nonexistent/w.ckpt"], "Checkpoint file not found"),
+    ("ckpt_not_a_checkpoint", "validate.py", _ckpt(b"PK\x03\x04 this is a zip, not a checkpoint"),
+     "is not a readable MindSpore checkpoint"),
+    ("ckpt_truncated", "validate.py", _truncated_checkpoint, "is not a readable MindSpore checkpoint"),
+    ("ckpt_other_architecture", "validate.py", _ckpt(_other_architecture), "does not fit svt_small"),
+    ("distribute_without_launcher", "train.py", ["--distribute", "True"], "--distribute True needs a launcher"),
+    ("output_dir_not_writable", "train.py", ["--ckpt_save_dir", "/proc/version/ckpt"], "is not writable"),
+    ("validate_without_weights", "validate.py", [], "validate.py needs --ckpt_path CKPT or --pretrained True"),
+    ("amp_o1", "train.py", ["--amp_level", "O1"], "amp_level O1 is not supported"),
+]
+
+
+@pytest.fixture(scope="module")
+def workspace(shapes_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad_inputs")
+    shutil.copytree(shapes_dataset, root / "data")
+    return root
+
+
+@pytest.mark.parametrize("script, arguments, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_gives_one_clear_line(script, arguments, message, workspace, tmp_path):
+    ws = tmp_path
+    shutil.copytree(workspace / "data", ws / "data")
+    extra = arguments(ws) if callable(arguments) else arguments
+    needs_data = not any(str(a) in ("--data_dir", "-c") for a in extra) and "no_data_dir" not in message
+    base = [*TINY_RUN, "--ckpt_save_dir", ws / "out"] + (_data(ws) if needs_data and extra != [] else [])
+    result = run_script(script, *base, *extra, check=False, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "error: " in result.stderr, result.stderr[-3000:]
+    assert message in result.stderr[result.stderr.rindex("error: "):], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_flag_shows_the_traceback(workspace):
+    result = run_script("train.py", *TINY_RUN, "--data_dir", workspace / "data", "--opt", "adamx", "--debug", "True",
+                        check=False)
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_corrupt_images_are_skipped_and_reported(workspace, tmp_path):
+    shutil.copytree(workspace / "data", tmp_path / "data")
+    (tmp_path / "data" / "train" / "circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    result = run_script("train.py", *TINY_RUN, "--data_dir", tmp_path / "data", "--epoch_size", "1",
+                        "--warmup_epochs", "0", "--decay_epochs", "1", "--val_while_train", "False",
+                        "--ckpt_save_dir", tmp_path / "out")
+    assert "Skipping 1 unreadable or corrupt image file(s)" in result.stderr and "broken.png" in result.stderr
+    assert "broken.png" in (tmp_path / "out" / "train.log").read_text()
+
+
+def test_images_smaller_than_the_crop_are_resized_not_rejected(tmp_path):
+    from ..helpers import write_image_folder
+
+    write_image_folder(tmp_path / "small", train_per_class=4, val_per_class=2)
+    result = run_script("train.py", *TINY_RUN, "--data_dir", tmp_path / "small", "--image_resize", "64",
+                        "--batch_size", "4", "--epoch_size", "1", "--warmup_epochs", "0", "--decay_epochs", "1",
+                        "--ckpt_save_dir", tmp_path / "out")
+    assert result.returncode == 0
