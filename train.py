@@ -7,11 +7,13 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from mindcv.data import source_of
 from mindcv.utils.checkpoint import CheckpointManager, find_latest_checkpoint, load_train_state
 from mindcv.utils.cli import run_cli
 from mindcv.utils.config import parse_args
 from mindcv.utils.distributed import all_reduce_mean, init_context
 from mindcv.utils.evaluation import evaluate
+from mindcv.utils.inference import write_class_names
 from mindcv.utils.logger import EpochLog, setup_logging
 from mindcv.utils.recipe import (build_dataset, build_eval_loader, build_model, build_train_loader, build_train_step,
                                  count_train_steps, prepare_output_dir)
@@ -39,19 +41,22 @@ def train_one_epoch(args, train_step, loader, lr, epoch, global_step, show_progr
     losses, skipped, start = [], 0, time.time()
     bar = tqdm(loader.create_tuple_iterator(num_epochs=1), total=loader.get_dataset_size(),
                desc=f"epoch {epoch}/{args.epoch_size}", disable=not show_progress, dynamic_ncols=True)
-    for images, labels in bar:
+    for step, (images, labels) in enumerate(bar, start=global_step + 1):
         loss, overflow, _ = train_step(images, labels)
         loss = float(loss.asnumpy())
+        if train_step.skip_overflow and bool(overflow.asnumpy()):
+            skipped += 1  # the update was not applied; the loss scale adapts
+            continue
         if not np.isfinite(loss):
             raise FloatingPointError(
-                f"Loss is {loss} at epoch {epoch}, step {global_step + len(losses) + 1}; stopped without saving "
-                f"this state (the last good checkpoint is in {args.ckpt_save_dir}). Lower the lr, enable "
-                "--clip_grad True, or use --loss_scale_type dynamic.")
-        skipped += bool(overflow.asnumpy())
+                f"Loss is {loss} at epoch {epoch}, step {step}; stopped without saving this state (the last good "
+                f"checkpoint is in {args.ckpt_save_dir}). Lower the lr, enable --clip_grad True, or use "
+                "--loss_scale_type dynamic.")
         losses.append(loss)
-        bar.set_postfix(loss=f"{np.mean(losses):.4f}", lr=f"{lr[min(global_step + len(losses), len(lr)) - 1]:.2e}",
-                        img_s=f"{len(losses) * args.batch_size / (time.time() - start):.1f}")
-    return float(np.mean(losses)), len(losses), skipped, time.time() - start
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}", lr=f"{lr[min(step, len(lr)) - 1]:.2e}",
+                        img_s=f"{(step - global_step) * args.batch_size / (time.time() - start):.1f}")
+    steps = len(losses) + skipped
+    return float(np.mean(losses)) if losses else float("nan"), steps, skipped, time.time() - start
 
 
 def validate(args, model, train_step, val_set, loss_fn, show_progress):
@@ -73,13 +78,16 @@ def main(args):
 
     train_set = build_dataset(args, args.train_split, args.shuffle, rank_id, device_num)
     val_set = build_dataset(args, args.val_split) if args.val_while_train else None
+    if is_main and source_of(train_set).classes:
+        write_class_names(args.ckpt_save_dir, source_of(train_set).classes)  # infer.py labels predictions with it
     model = build_model(args, checkpoint_path="" if args.resume_opt else args.ckpt_path)
     steps_per_epoch = count_train_steps(args, train_set)
     train_step, loss_fn, lr = build_train_step(args, model, steps_per_epoch)
     start_epoch, global_step = resume_point(args, train_step)
 
-    manager = CheckpointManager(args.ckpt_save_dir, args.model, args.ckpt_save_policy, args.keep_checkpoint_max)
-    epoch_log = EpochLog(os.path.join(args.ckpt_save_dir, "train_log.csv"), start_epoch) if is_main else None
+    if is_main:
+        manager = CheckpointManager(args.ckpt_save_dir, args.model, args.ckpt_save_policy, args.keep_checkpoint_max)
+        epoch_log = EpochLog(os.path.join(args.ckpt_save_dir, "train_log.csv"), start_epoch)
     _logger.info("Training %s on %d device(s), %d steps per epoch, epochs %d to %d.", args.model, device_num,
                  steps_per_epoch, start_epoch + 1, args.epoch_size)
     for epoch in range(start_epoch + 1, args.epoch_size + 1):

@@ -101,7 +101,13 @@ class CheckpointManager:
 
     def __init__(self, folder, prefix, policy="latest_k", keep_max=10):
         self.folder, self.prefix, self.policy, self.keep_max = folder, prefix, policy, keep_max
+        self._remove_partial_writes()
         self.kept = self._existing()
+
+    def _remove_partial_writes(self):
+        for path in glob.glob(os.path.join(self.folder, ".tmp-*.ckpt")):
+            _logger.warning("Removing %s, left by a run killed while saving a checkpoint.", path)
+            os.remove(path)
 
     def _existing(self):
         kept = []

@@ -21,7 +21,8 @@ from .errors import UnknownNameError
 
 __all__ = ["CLASS_NAMES_FILE", "EXPORT_FORMATS", "IMAGE_EXTENSIONS", "UnreadableImageError", "check_export_format",
            "check_image_size", "create_inference_model", "eval_transforms", "export_model", "imagenet_class_names",
-           "list_images", "load_image", "predict", "read_class_names", "resolve_class_names", "top_k"]
+           "list_images", "load_image", "predict", "read_class_names", "resolve_class_names", "top_k",
+           "write_class_names"]
 
 CLASS_NAMES_FILE = "class_names.txt"  # beside a checkpoint: its class names, one per line, in label order
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")  # what the dataset pipeline reads
@@ -40,6 +41,15 @@ def read_class_names(path):
         raise FileNotFoundError(f"Class names file not found: {path}")
     with open(path, encoding="utf-8") as f:
         return [line.strip() for line in f.read().strip().splitlines()]
+
+
+def write_class_names(folder, names):
+    """``folder/class_names.txt`` in ``read_class_names``'s format, written atomically."""
+    path = os.path.join(folder, CLASS_NAMES_FILE)
+    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+        f.write("".join(f"{name}\n" for name in names))
+    os.replace(f"{path}.tmp", path)
+    return path
 
 
 def imagenet_class_names():

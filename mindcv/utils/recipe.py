@@ -79,7 +79,9 @@ def build_train_step(args, model, steps_per_epoch):
     mixing = args.mixup > 0 or args.cutmix > 0
     # The loader folds label smoothing into mixed soft targets; otherwise the loss applies it.
     loss_fn = create_loss(args.loss, label_smoothing=0.0 if mixing else args.label_smoothing)
-    lr = create_scheduler(steps_per_epoch, args.scheduler, lr=args.lr, min_lr=args.min_lr,
+    # The optimizer (and so the schedule) advances once per accumulated update, not per micro-batch.
+    updates_per_epoch = max(steps_per_epoch // args.gradient_accumulation_steps, 1)
+    lr = create_scheduler(updates_per_epoch, args.scheduler, lr=args.lr, min_lr=args.min_lr,
                           warmup_epochs=args.warmup_epochs, warmup_factor=args.warmup_factor,
                           decay_epochs=args.decay_epochs, decay_rate=args.decay_rate,
                           milestones=list(args.multi_step_decay_milestones), num_epochs=args.epoch_size,

@@ -1,0 +1,102 @@
+"""Training survives SIGKILL at random moments (mid-step, mid-checkpoint-write) and torn checkpoint files, and
+stops cleanly on a non-finite loss."""
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+
+from ..helpers import ROOT, TINY_RUN, read_log, run_script
+
+RUN = TINY_RUN + ["--epoch_size", "3", "--decay_epochs", "2"]
+LOG_FIELDS = ("epoch", "step", "lr", "train_loss", "val_top1", "val_top5", "val_loss", "skipped_steps")
+
+
+def _train(data, out, *extra):
+    return [sys.executable, os.path.join(ROOT, "train.py"), *map(str, RUN), "--data_dir", str(data),
+            "--ckpt_save_dir", str(out), *map(str, extra)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(shapes_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    subprocess.run(_train(shapes_dataset, out), cwd=ROOT, check=True, capture_output=True, timeout=900)
+    return out
+
+
+def _assert_same_run(out, reference):
+    assert [[r[f] for f in LOG_FIELDS] for r in read_log(out)] == \
+        [[r[f] for f in LOG_FIELDS] for r in read_log(reference)]
+    ours = ms.load_checkpoint(str(out / "svt_small-3.ckpt"))
+    expected = ms.load_checkpoint(str(reference / "svt_small-3.ckpt"))
+    weights = [k for k in expected if k.startswith(("patch_embeds.", "pos_block.", "blocks.", "norm.", "head."))]
+    assert len(weights) == 290
+    assert max(np.abs(ours[k].asnumpy() - expected[k].asnumpy()).max() for k in weights) <= 1e-6
+
+
+def _wait_for(condition, process, timeout=900):
+    deadline = time.time() + timeout
+    while not condition() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+
+
+# Where to kill: during the first checkpoint write (its temp file exists), or a random moment into epoch 2 or 3.
+KILL_POINTS = ["mid-checkpoint-write", "during-epoch-2", "during-epoch-3"]
+
+
+@pytest.mark.parametrize("kill_point", KILL_POINTS)
+def test_sigkill_then_auto_resume_gives_the_same_run(kill_point, uninterrupted, shapes_dataset, tmp_path):
+    reference = uninterrupted
+    process = subprocess.Popen(_train(shapes_dataset, tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    if kill_point == "mid-checkpoint-write":
+        _wait_for(lambda: any(f.startswith(".tmp-") for f in os.listdir(tmp_path)), process)
+    else:
+        previous_epoch = int(kill_point[-1]) - 1
+        _wait_for(lambda: (tmp_path / f"svt_small-{previous_epoch}.ckpt").exists(), process)
+        time.sleep(random.uniform(0.0, 1.5))
+    assert process.poll() is None, "the run ended before the kill point"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    logged = [r["epoch"] for r in read_log(tmp_path)] if (tmp_path / "train_log.csv").exists() else []
+    print(f"killed {kill_point}; epochs logged before the kill: {logged}")
+    run_script("train.py", *RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path, "--auto_resume", "True")
+    _assert_same_run(tmp_path, reference)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]
+
+
+def test_torn_checkpoints_are_skipped_and_reported(uninterrupted, shapes_dataset, tmp_path):
+    reference = uninterrupted
+    shutil.copy(reference / "svt_small-1.ckpt", tmp_path)
+    shutil.copy(reference / "train_log.csv", tmp_path)
+    whole = (reference / "svt_small-2.ckpt").read_bytes()
+    (tmp_path / "svt_small-2.ckpt").write_bytes(whole[: len(whole) // 3])  # what a non-atomic writer could leave
+    (tmp_path / ".tmp-x1y2.ckpt").write_bytes(whole[:1000])  # a write interrupted before its rename
+    result = run_script("train.py", *RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path,
+                        "--auto_resume", "True")
+    assert "Skipping" in result.stderr and "svt_small-2.ckpt" in result.stderr
+    assert "Resumed from" in result.stderr and "svt_small-1.ckpt: epoch 1 done" in result.stderr
+    _assert_same_run(tmp_path, reference)
+
+
+def test_non_finite_loss_stops_without_a_poisoned_checkpoint(shapes_dataset, tmp_path):
+    result = run_script("train.py", *RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path, "--lr", "1e6",
+                        "--clip_grad", "False", "--warmup_epochs", "0", "--decay_epochs", "3", check=False)
+    assert result.returncode == 2
+    assert "error: Loss is nan at epoch 1, step" in result.stderr or "error: Loss is inf at epoch 1" in result.stderr
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".ckpt")]
+
+
+def test_dynamic_loss_scale_skips_and_counts_overflowing_steps(shapes_dataset, tmp_path):
+    run_script("train.py", *RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path, "--epoch_size", "1",
+               "--warmup_epochs", "0", "--decay_epochs", "1", "--loss_scale_type", "dynamic", "--loss_scale", "3e38")
+    row = read_log(tmp_path)[0]
+    assert 0 < int(row["skipped_steps"]) < int(row["step"])
+    assert np.isfinite(float(row["train_loss"]))
