@@ -6,6 +6,7 @@ from mindcv.utils.cli import run_cli
 from mindcv.utils.distributed import init_context
 from mindcv.utils.inference import (
     EXPORT_FORMATS,
+    add_weights_arguments,
     check_export_format,
     check_image_size,
     create_inference_model,
@@ -15,12 +16,7 @@ from mindcv.utils.inference import (
 
 def parse_args():
     parser = argparse.ArgumentParser(description="Export a MindCV-Twins model to MINDIR, ONNX or AIR.")
-    parser.add_argument("--model", required=True, help="model name, e.g. svt_small or twins_pcpvt_base")
-    parser.add_argument("--ckpt_path", default="", help="MindSpore checkpoint to export")
-    parser.add_argument("--pretrained", action="store_true",
-                        help="export the published ImageNet-1k weights instead of --ckpt_path")
-    parser.add_argument("--num_classes", type=int, default=None,
-                        help="classifier size (default: that of the weights; given, it must match them)")
+    add_weights_arguments(parser)
     parser.add_argument("--format", default="MINDIR", help=f"one of {', '.join(EXPORT_FORMATS)} (AIR: Ascend only)")
     parser.add_argument("--image_size", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"),
                         help="input size (default: the model's input size)")

@@ -8,6 +8,7 @@ from mindcv.utils.cli import run_cli
 from mindcv.utils.distributed import init_context
 from mindcv.utils.inference import (
     CLASS_NAMES_FILE,
+    add_weights_arguments,
     create_inference_model,
     eval_transforms,
     list_images,
@@ -20,12 +21,7 @@ from mindcv.utils.inference import (
 def parse_args():
     parser = argparse.ArgumentParser(description="Top-k predictions of a MindCV-Twins model for images.")
     parser.add_argument("images", nargs="+", help="image files and folders (searched recursively)")
-    parser.add_argument("--model", required=True, help="model name, e.g. svt_small or twins_pcpvt_base")
-    parser.add_argument("--ckpt_path", default="", help="MindSpore checkpoint to load")
-    parser.add_argument("--pretrained", action="store_true",
-                        help="load the published ImageNet-1k weights instead of --ckpt_path")
-    parser.add_argument("--num_classes", type=int, default=None,
-                        help="classifier size (default: that of the weights; given, it must match them)")
+    add_weights_arguments(parser)
     parser.add_argument("--class_names", default="",
                         help=f"text file, one class name per line (default: {CLASS_NAMES_FILE} beside the "
                              "checkpoint, else ImageNet-1k's names for 1000 classes, else class indices)")

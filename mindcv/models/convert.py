@@ -70,7 +70,8 @@ def infer_twins_variant(state):
         depths.append(max(blocks) + 1 if blocks else 0)
     windowed = any(".attn.qkv." in k for k in state)
     for name, spec in TWINS_VARIANTS.items():
-        if list(spec["embed_dims"]) == dims and list(spec["depths"]) == depths and (spec["window_size"] > 0) == windowed:
+        same_shape = list(spec["embed_dims"]) == dims and list(spec["depths"]) == depths
+        if same_shape and (spec["window_size"] > 0) == windowed:
             return name
     raise CheckpointError(f"The checkpoint matches no Twins variant (embed dims {dims}, depths {depths}, "
                           f"{'LSA' if windowed else 'no LSA'}); pass --model explicitly.")

@@ -74,7 +74,8 @@ def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto
     mismatched = sorted(f"{k} {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
                         for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape))
     if missing or unexpected or mismatched:
-        problems = [f"{title} ({len(items)}): {', '.join(items[:_MAX_LISTED])}{', ...' if len(items) > _MAX_LISTED else ''}"
+        problems = [f"{title} ({len(items)}): {', '.join(items[:_MAX_LISTED])}"
+                    f"{', ...' if len(items) > _MAX_LISTED else ''}"
                     for title, items in (("missing", missing), ("unexpected", sorted(unexpected)),
                                          ("shape mismatch", mismatched)) if items]
         arch = cfg.get("architecture", type(model).__name__)

@@ -70,19 +70,19 @@ def _adamw_update(hyper, lr, weight_decay, decay_flag, param, m, v, grad):
     return ops.assign(param, param_new.astype(param.dtype))
 
 
-class AdamW(_GroupAwareOptimizer):
-    """Adam with decoupled weight decay and bias correction (Loshchilov & Hutter; PyTorch's ``AdamW``)."""
+class _MomentOptimizer(_GroupAwareOptimizer):
+    """Adam-style first and second moments with bias corrections; ``rule`` turns them into the update."""
 
-    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                 loss_scale=1.0):
+    def __init__(self, params, learning_rate, beta1, beta2, eps, weight_decay, loss_scale, rule, state_prefix):
         super().__init__(learning_rate, params, weight_decay, loss_scale)
+        self.rule = rule
         self.beta1 = Tensor(beta1, mstype.float32)
         self.beta2 = Tensor(beta2, mstype.float32)
         self.eps = Tensor(eps, mstype.float32)
         self.beta1_power = Parameter(Tensor(1.0, mstype.float32), name="beta1_power")
         self.beta2_power = Parameter(Tensor(1.0, mstype.float32), name="beta2_power")
-        self.moments1 = self._parameters.clone(prefix="adam_m", init="zeros")
-        self.moments2 = self._parameters.clone(prefix="adam_v", init="zeros")
+        self.moments1 = self._parameters.clone(prefix=f"{state_prefix}_m", init="zeros")
+        self.moments2 = self._parameters.clone(prefix=f"{state_prefix}_v", init="zeros")
 
     def construct(self, gradients):
         gradients, lr, weight_decay = self._step_start(gradients)
@@ -91,7 +91,15 @@ class AdamW(_GroupAwareOptimizer):
         ops.assign(self.beta1_power, beta1_power)
         ops.assign(self.beta2_power, beta2_power)
         hyper = (self.beta1, self.beta2, self.eps, 1.0 - beta1_power, 1.0 - beta2_power)
-        return self._apply(_adamw_rule, hyper, lr, weight_decay, self.moments1, self.moments2, gradients)
+        return self._apply(self.rule, hyper, lr, weight_decay, self.moments1, self.moments2, gradients)
+
+
+class AdamW(_MomentOptimizer):
+    """Adam with decoupled weight decay and bias correction (Loshchilov & Hutter; PyTorch's ``AdamW``)."""
+
+    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                 loss_scale=1.0):
+        super().__init__(params, learning_rate, beta1, beta2, eps, weight_decay, loss_scale, _adamw_rule, "adam")
 
 
 _lamb_rule = C.MultitypeFuncGraph("lamb_rule")
@@ -114,29 +122,13 @@ def _lamb_update(hyper, lr, weight_decay, decay_flag, param, m, v, grad):
     return ops.assign(param, (param - lr * trust * step).astype(param.dtype))
 
 
-class Lamb(_GroupAwareOptimizer):
+class Lamb(_MomentOptimizer):
     """LAMB (You et al., 2020): Adam's step, with decoupled weight decay, rescaled per tensor by the trust ratio
     ``||param|| / ||step||``."""
 
     def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0,
                  loss_scale=1.0):
-        super().__init__(learning_rate, params, weight_decay, loss_scale)
-        self.beta1 = Tensor(beta1, mstype.float32)
-        self.beta2 = Tensor(beta2, mstype.float32)
-        self.eps = Tensor(eps, mstype.float32)
-        self.beta1_power = Parameter(Tensor(1.0, mstype.float32), name="beta1_power")
-        self.beta2_power = Parameter(Tensor(1.0, mstype.float32), name="beta2_power")
-        self.moments1 = self._parameters.clone(prefix="lamb_m", init="zeros")
-        self.moments2 = self._parameters.clone(prefix="lamb_v", init="zeros")
-
-    def construct(self, gradients):
-        gradients, lr, weight_decay = self._step_start(gradients)
-        beta1_power = self.beta1_power * self.beta1
-        beta2_power = self.beta2_power * self.beta2
-        ops.assign(self.beta1_power, beta1_power)
-        ops.assign(self.beta2_power, beta2_power)
-        hyper = (self.beta1, self.beta2, self.eps, 1.0 - beta1_power, 1.0 - beta2_power)
-        return self._apply(_lamb_rule, hyper, lr, weight_decay, self.moments1, self.moments2, gradients)
+        super().__init__(params, learning_rate, beta1, beta2, eps, weight_decay, loss_scale, _lamb_rule, "lamb")
 
 
 _lion_rule = C.MultitypeFuncGraph("lion_rule")

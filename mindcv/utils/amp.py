@@ -17,7 +17,8 @@ def apply_amp(network, amp_level="O0", amp_cast_list=None):
         names = [name.strip() for name in amp_cast_list.split(",") if name.strip()]
         unknown = [name for name in names if not isinstance(getattr(ms.nn, name, None), type)]
         if unknown:
-            raise ValueError(f"amp_cast_list: {', '.join(unknown)} are not mindspore.nn cells (e.g. LayerNorm,Softmax).")
+            raise ValueError(f"amp_cast_list: {', '.join(unknown)} are not mindspore.nn cells "
+                             "(e.g. LayerNorm,Softmax).")
         return ms.amp.custom_mixed_precision(network, black_list=[getattr(ms.nn, n) for n in names],
                                              dtype=ms.float16)
     return ms.amp.auto_mixed_precision(network, amp_level)

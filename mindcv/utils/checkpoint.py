@@ -9,8 +9,8 @@ import mindspore as ms
 
 from .errors import CheckpointError
 
-__all__ = ["CheckpointManager", "find_latest_checkpoint", "load_train_state", "read_checkpoint", "save_checkpoint_atomic",
-           "save_train_state"]
+__all__ = ["CheckpointManager", "find_latest_checkpoint", "load_train_state", "read_checkpoint",
+           "save_checkpoint_atomic", "save_train_state"]
 
 _logger = logging.getLogger(__name__)
 # Run metadata stored beside the parameters ("global_step" is taken: the optimizer's own step counter).

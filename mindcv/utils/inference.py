@@ -19,10 +19,10 @@ from ..models.twins import Mlp
 from .checkpoint import read_checkpoint
 from .errors import UnknownNameError
 
-__all__ = ["CLASS_NAMES_FILE", "EXPORT_FORMATS", "IMAGE_EXTENSIONS", "UnreadableImageError", "check_export_format",
-           "check_image_size", "create_inference_model", "eval_transforms", "export_model", "imagenet_class_names",
-           "list_images", "load_image", "predict", "read_class_names", "resolve_class_names", "top_k",
-           "write_class_names"]
+__all__ = ["CLASS_NAMES_FILE", "EXPORT_FORMATS", "IMAGE_EXTENSIONS", "UnreadableImageError", "add_weights_arguments",
+           "check_export_format", "check_image_size", "create_inference_model", "eval_transforms", "export_model",
+           "imagenet_class_names", "list_images", "load_image", "predict", "read_class_names", "resolve_class_names",
+           "top_k", "write_class_names"]
 
 CLASS_NAMES_FILE = "class_names.txt"  # beside a checkpoint: its class names, one per line, in label order
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")  # what the dataset pipeline reads
@@ -33,6 +33,16 @@ MIN_IMAGE_SIZE = 32  # the stride-32 stage needs a grid of at least 1x1
 
 class UnreadableImageError(ValueError):
     """An image file that cannot be decoded."""
+
+
+def add_weights_arguments(parser):
+    """The command-line options naming a model and its weights, shared by infer.py and export.py."""
+    parser.add_argument("--model", required=True, help="model name, e.g. svt_small or twins_pcpvt_base")
+    parser.add_argument("--ckpt_path", default="", help="MindSpore checkpoint to load")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="use the published ImageNet-1k weights instead of --ckpt_path")
+    parser.add_argument("--num_classes", type=int, default=None,
+                        help="classifier size (default: that of the weights; given, it must match them)")
 
 
 def read_class_names(path):

@@ -40,9 +40,9 @@ def count_train_steps(args, dataset):
     """Optimizer steps per epoch; an error when the batch is larger than the data with drop_remainder."""
     steps = build_train_loader(args, dataset, epoch=1).get_dataset_size()
     if steps == 0:
-        raise ValueError(f"batch_size {args.batch_size} is larger than the {dataset.get_dataset_size()} training images "
-                         "this rank reads, and drop_remainder is True: no step would run. Lower --batch_size or set "
-                         "--drop_remainder False.")
+        raise ValueError(f"batch_size {args.batch_size} is larger than the {dataset.get_dataset_size()} training "
+                         "images this rank reads, and drop_remainder is True: no step would run. Lower --batch_size "
+                         "or set --drop_remainder False.")
     return steps
 
 
@@ -108,4 +108,5 @@ def prepare_output_dir(path):
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as err:
-        raise ValueError(f"ckpt_save_dir {path} is not writable ({err.strerror}); choose another --ckpt_save_dir.") from None
+        raise ValueError(f"ckpt_save_dir {path} is not writable ({err.strerror}); choose another "
+                         "--ckpt_save_dir.") from None

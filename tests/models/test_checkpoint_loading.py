@@ -4,7 +4,6 @@ import logging
 import numpy as np
 import pytest
 
-import mindspore as ms
 
 from mindcv.models import create_model
 from mindcv.models.naming import mindcv_to_seed_name, seed_to_mindcv_name, torch_to_mindcv_name
