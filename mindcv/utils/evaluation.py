@@ -2,16 +2,11 @@
 import numpy as np
 from tqdm import tqdm
 
-import mindspore as ms
-
 __all__ = ["evaluate"]
 
 
-def evaluate(network, loader, loss_fn=None, progress=True, desc="validate", all_reduce=None):
-    """Accuracy (in %) and mean loss of ``network`` on ``loader`` batches of (images, class ids).
-
-    ``all_reduce`` sums the counts over ranks when each rank evaluated its own shard.
-    """
+def evaluate(network, loader, loss_fn=None, progress=True, desc="validate"):
+    """Accuracy (in %) and mean loss of ``network`` on ``loader`` batches of (images, class ids)."""
     network.set_train(False)
     totals = np.zeros(4, np.float64)  # correct@1, correct@5, summed loss, samples
     batches = loader.get_dataset_size()
@@ -25,8 +20,6 @@ def evaluate(network, loader, loss_fn=None, progress=True, desc="validate", all_
         if loss_fn is not None:
             totals[2] += float(loss_fn(logits, labels).asnumpy()) * len(targets)
         totals[3] += len(targets)
-    if all_reduce is not None:
-        totals = all_reduce(ms.Tensor(totals, ms.float32)).asnumpy().astype(np.float64)
     samples = max(totals[3], 1)
     return {"top1": 100 * totals[0] / samples, "top5": 100 * totals[1] / samples,
             "loss": totals[2] / samples if loss_fn is not None else float("nan"), "samples": int(totals[3])}

@@ -1,0 +1,90 @@
+"""TrainStep: the update it applies equals the hand-computed one for each of its options."""
+import numpy as np
+import pytest
+
+import mindspore as ms
+from mindspore import nn
+
+from mindcv.utils.train_step import TrainStep, create_loss_scale, swap_ema_weights
+
+
+def _net(seed=0):
+    ms.set_seed(seed)
+    net = nn.Dense(4, 3, weight_init="normal", bias_init="zeros")
+    return net
+
+
+def _batch(n, seed=0):
+    rng = np.random.RandomState(seed)
+    return ms.Tensor(rng.randn(n, 4).astype(np.float32)), ms.Tensor(rng.randint(0, 3, n).astype(np.int32))
+
+
+def _weights(net):
+    return [p.asnumpy().copy() for p in net.trainable_params()]
+
+
+def _grads(net, x, y):
+    loss_net = nn.WithLossCell(net, nn.CrossEntropyLoss())
+    return [g.asnumpy() for g in ms.grad(loss_net, grad_position=None, weights=net.trainable_params())(x, y)]
+
+
+def test_plain_step_is_sgd():
+    net = _net()
+    x, y = _batch(4)
+    before, grads = _weights(net), _grads(net, x, y)
+    TrainStep(nn.WithLossCell(net, nn.CrossEntropyLoss()), nn.SGD(net.trainable_params(), 0.5))(x, y)
+    for b, g, a in zip(before, grads, _weights(net)):
+        assert np.allclose(a, b - 0.5 * g, atol=1e-6)
+
+
+def test_gradient_accumulation_equals_one_step_on_the_whole_batch():
+    x, y = _batch(4)
+    whole, accumulated = _net(), _net()
+    TrainStep(nn.WithLossCell(whole, nn.CrossEntropyLoss()), nn.SGD(whole.trainable_params(), 0.5))(x, y)
+    step = TrainStep(nn.WithLossCell(accumulated, nn.CrossEntropyLoss()), nn.SGD(accumulated.trainable_params(), 0.5),
+                     accumulation_steps=2)
+    before = _weights(accumulated)
+    step(x[:2], y[:2])
+    assert all(np.array_equal(b, a) for b, a in zip(before, _weights(accumulated)))  # no update after one micro-batch
+    step(x[2:], y[2:])
+    for w, a in zip(_weights(whole), _weights(accumulated)):
+        assert np.allclose(w, a, atol=1e-6)
+
+
+def test_clip_grad_limits_the_global_norm():
+    net = _net()
+    x, y = _batch(4)
+    before, grads = _weights(net), _grads(net, x, y)
+    norm = np.sqrt(sum((g ** 2).sum() for g in grads))
+    clip = norm / 4
+    TrainStep(nn.WithLossCell(net, nn.CrossEntropyLoss()), nn.SGD(net.trainable_params(), 1.0), clip_grad=True,
+              clip_value=float(clip))(x, y)
+    change = np.sqrt(sum(((b - a) ** 2).sum() for b, a in zip(before, _weights(net))))
+    assert change == pytest.approx(clip, rel=1e-4)
+
+
+def test_ema_follows_the_weights_and_swaps_in_for_evaluation():
+    net = _net()
+    step = TrainStep(nn.WithLossCell(net, nn.CrossEntropyLoss()), nn.SGD(net.trainable_params(), 0.5), ema=True,
+                     ema_decay=0.9)
+    expected = _weights(net)
+    for seed in range(3):
+        step(*_batch(4, seed))
+        expected = [0.9 * e + 0.1 * w for e, w in zip(expected, _weights(net))]
+    assert all(np.allclose(e, a.asnumpy(), atol=1e-6) for e, a in zip(expected, step.ema_weights))
+    trained = _weights(net)
+    with swap_ema_weights(step):
+        assert all(np.allclose(e, w, atol=1e-6) for e, w in zip(expected, _weights(net)))
+    assert all(np.array_equal(t, w) for t, w in zip(trained, _weights(net)))
+
+
+def test_dynamic_loss_scale_skips_overflowing_steps_and_lowers_the_scale():
+    net = _net()
+    step = TrainStep(nn.WithLossCell(net, nn.CrossEntropyLoss()), nn.SGD(net.trainable_params(), 0.5),
+                     create_loss_scale("dynamic", 3e38))
+    before = _weights(net)
+    x, y = _batch(4)
+    _, overflow, scale = step(x * 1e6, y)
+    assert bool(overflow.asnumpy())
+    assert all(np.array_equal(b, a) for b, a in zip(before, _weights(net)))
+    assert float(step.scale_sense.asnumpy()) < 3e38
