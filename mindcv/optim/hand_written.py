@@ -54,16 +54,21 @@ def _decayed(param, lr, weight_decay, decay_flag):
     return param
 
 
+def _adam_step(hyper, m, v, grad):
+    """New moments and Adam's bias-corrected step ``m_hat / (sqrt(v_hat) + eps)``."""
+    beta1, beta2, eps, correction1, correction2 = hyper
+    grad = grad.astype(mstype.float32)
+    m_new = beta1 * m + (1.0 - beta1) * grad
+    v_new = beta2 * v + (1.0 - beta2) * grad * grad
+    return m_new, v_new, (m_new / correction1) / (ops.sqrt(v_new / correction2) + eps)
+
+
 _adamw_rule = C.MultitypeFuncGraph("adamw_rule")
 
 
 @_adamw_rule.register("Tuple", "Tensor", "Tensor", "Bool", "Tensor", "Tensor", "Tensor", "Tensor")
 def _adamw_update(hyper, lr, weight_decay, decay_flag, param, m, v, grad):
-    beta1, beta2, eps, correction1, correction2 = hyper
-    grad = grad.astype(mstype.float32)
-    m_new = beta1 * m + (1.0 - beta1) * grad
-    v_new = beta2 * v + (1.0 - beta2) * grad * grad
-    step = (m_new / correction1) / (ops.sqrt(v_new / correction2) + eps)
+    m_new, v_new, step = _adam_step(hyper, m, v, grad)
     param_new = _decayed(param, lr, weight_decay, decay_flag) - lr * step
     ops.assign(m, m_new)
     ops.assign(v, v_new)
@@ -107,11 +112,7 @@ _lamb_rule = C.MultitypeFuncGraph("lamb_rule")
 
 @_lamb_rule.register("Tuple", "Tensor", "Tensor", "Bool", "Tensor", "Tensor", "Tensor", "Tensor")
 def _lamb_update(hyper, lr, weight_decay, decay_flag, param, m, v, grad):
-    beta1, beta2, eps, correction1, correction2 = hyper
-    grad = grad.astype(mstype.float32)
-    m_new = beta1 * m + (1.0 - beta1) * grad
-    v_new = beta2 * v + (1.0 - beta2) * grad * grad
-    step = (m_new / correction1) / (ops.sqrt(v_new / correction2) + eps)
+    m_new, v_new, step = _adam_step(hyper, m, v, grad)
     if decay_flag:
         step = step + weight_decay * param
     param_norm = ops.norm(param.astype(mstype.float32))

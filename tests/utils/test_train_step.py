@@ -88,3 +88,32 @@ def test_dynamic_loss_scale_skips_overflowing_steps_and_lowers_the_scale():
     assert bool(overflow.asnumpy())
     assert all(np.array_equal(b, a) for b, a in zip(before, _weights(net)))
     assert float(step.scale_sense.asnumpy()) < 3e38
+
+
+def test_training_steps_match_timm_with_torch_adamw(tmp_path):
+    """Backward pass, TrainStep and AdamW together: svt_small at 64 px (LSA pads its windows there) follows
+    the reference's loss over several AdamW steps."""
+    import torch
+
+    from mindcv.models import create_model
+    from mindcv.optim import create_optimizer
+
+    from ..models.reference import convert_reference, random_images, reference_model
+
+    reference = reference_model("svt_small", num_classes=10)
+    model = create_model("svt_small", num_classes=10, checkpoint_path=convert_reference(reference, tmp_path))
+    optimizer = create_optimizer(model, opt="adamw", lr=1e-3, weight_decay=0.05, weight_decay_filter="disable",
+                                 eps=1e-8)
+    step = TrainStep(nn.WithLossCell(model, nn.CrossEntropyLoss()), optimizer)
+    reference.train()
+    torch_optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-3, weight_decay=0.05, eps=1e-8)
+    images = random_images(8, 64, 64)
+    labels = np.random.RandomState(0).randint(0, 10, 8)
+    for _ in range(4):
+        torch_optimizer.zero_grad()
+        expected = torch.nn.functional.cross_entropy(reference(torch.from_numpy(images)), torch.from_numpy(labels))
+        expected.backward()
+        torch_optimizer.step()
+        loss, overflow, _ = step(ms.Tensor(images), ms.Tensor(labels.astype(np.int32)))
+        assert not bool(overflow.asnumpy())
+        assert float(loss.asnumpy()) == pytest.approx(expected.item(), rel=1e-4, abs=1e-6)
