@@ -35,6 +35,11 @@ def resume_point(args, train_step):
     return epoch, global_step
 
 
+def lr_at(args, lr, step):
+    """The learning rate in force after ``step`` micro-batches (the schedule advances per optimizer update)."""
+    return float(lr[min(max(step // args.gradient_accumulation_steps, 1), len(lr)) - 1])
+
+
 def train_one_epoch(args, train_step, loader, lr, epoch, global_step, show_progress):
     """One pass over ``loader``; returns (mean loss, steps, skipped overflow steps, seconds)."""
     train_step.set_train(True)
@@ -53,7 +58,7 @@ def train_one_epoch(args, train_step, loader, lr, epoch, global_step, show_progr
                 f"checkpoint is in {args.ckpt_save_dir}). Lower the lr, enable --clip_grad True, or use "
                 "--loss_scale_type dynamic.")
         losses.append(loss)
-        bar.set_postfix(loss=f"{np.mean(losses):.4f}", lr=f"{lr[min(step, len(lr)) - 1]:.2e}",
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}", lr=f"{lr_at(args, lr, step):.2e}",
                         img_s=f"{(step - global_step) * args.batch_size / (time.time() - start):.1f}")
     steps = len(losses) + skipped
     return float(np.mean(losses)) if losses else float("nan"), steps, skipped, time.time() - start
@@ -101,9 +106,9 @@ def main(args):
         if not is_main:
             continue
         images_per_s = steps * args.batch_size * device_num / seconds
-        _logger.info("epoch %d: loss %.4f, lr %.3g, %.1f img/s%s", epoch, loss, lr[global_step - 1], images_per_s,
-                     f", val top-1 {metrics['top1']:.2f} top-5 {metrics['top5']:.2f}" if metrics else "")
-        epoch_log.append(epoch=epoch, step=global_step, lr=float(lr[global_step - 1]), train_loss=loss,
+        _logger.info("epoch %d: loss %.4f, lr %.3g, %.1f img/s%s", epoch, loss, lr_at(args, lr, global_step),
+                     images_per_s, f", val top-1 {metrics['top1']:.2f} top-5 {metrics['top5']:.2f}" if metrics else "")
+        epoch_log.append(epoch=epoch, step=global_step, lr=lr_at(args, lr, global_step), train_loss=loss,
                          val_top1=metrics.get("top1", ""), val_top5=metrics.get("top5", ""),
                          val_loss=metrics.get("loss", ""), epoch_time_s=seconds, images_per_s=images_per_s,
                          skipped_steps=skipped)
