@@ -1,0 +1,279 @@
+"""Twins throughput and memory, ours (MindSpore GRAPH and PYNATIVE) against timm (PyTorch), on this machine.
+
+Every measurement runs in its own process, one at a time, so that peak resident memory is per process and
+the runs do not compete for cores. The CPU time that other processes take during each run is measured from
+/proc/stat; a run where they took more than ``--max-other-load`` cores is reported as contended and the
+whole benchmark exits 1. Usage (needs ``pip install -r benchmarks/requirements.txt``):
+
+    python benchmarks/bench_models.py [--models svt_small pcpvt_small] [--batch-size 8] [--image-size 224]
+                                      [--threads N] [--dtype fp32] [--repeats 7] [--json bench_models.json]
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMM_NAMES = {name: f"twins_{name}" for name in
+              ("pcpvt_small", "pcpvt_base", "pcpvt_large", "svt_small", "svt_base", "svt_large")}
+RECIPES = {name: os.path.join(ROOT, "configs", "twins", f"{name.split('_')[0]}_{name.split('_')[1][0]}_gpu.yaml")
+           for name in TIMM_NAMES}
+DTYPES = ("fp32", "bf16", "fp16")
+
+
+def recipe_args(variant, dtype):
+    """train.py's arguments for ``variant``: the official recipe (AdamW, weight decay filter, clipping,
+    drop path), single device, with the precision under test and no loss scaling in fp32/bf16."""
+    from mindcv.utils.config import parse_args
+
+    amp = {"fp32": "O0", "bf16": "O0", "fp16": "O2"}[dtype]
+    scale = ["--loss_scale_type", "fixed", "--loss_scale", "1024" if dtype == "fp16" else "1"]
+    return parse_args(["-c", RECIPES[variant], "--distribute", "False", "--amp_level", amp] + scale)
+
+
+def time_calls(call, warmup, repeats):
+    """Seconds of the first call, per-call seconds of the timed repeats, and the cores that other processes
+    used during the timed repeats (all CPU time on the machine minus this process's)."""
+    start = time.perf_counter()
+    call()
+    first = time.perf_counter() - start
+    for _ in range(warmup):
+        call()
+    times = []
+    machine_before, own_before, start_all = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    others = (machine_busy_seconds() - machine_before) - (own_cpu_seconds() - own_before)
+    return {"first_call_s": first, "times_s": times,
+            "other_load_cores": max(others, 0.0) / (time.perf_counter() - start_all)}
+
+
+def machine_busy_seconds():
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:9]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure_ours(spec):
+    import numpy as np
+
+    import mindspore as ms
+    from mindspore.device_context.cpu.op_tuning import threads_num
+
+    from mindcv.models import create_model
+    from mindcv.utils.recipe import build_train_step
+
+    ms.set_device("CPU")
+    ms.set_context(mode=ms.GRAPH_MODE if spec["impl"] == "ours-graph" else ms.PYNATIVE_MODE)
+    threads_num(spec["threads"])
+    ms.set_seed(0)
+    args = recipe_args(spec["model"], spec["dtype"])
+    model = create_model(spec["model"], num_classes=1000, drop_path_rate=args.drop_path_rate)
+    if spec["dtype"] == "bf16":
+        model.to_float(ms.bfloat16)
+    rng = np.random.default_rng(0)
+    batch, size = spec["batch_size"], spec["image_size"]
+    images = ms.Tensor(rng.standard_normal((batch, 3, size, size), dtype=np.float32))
+    labels = ms.Tensor(rng.integers(0, 1000, batch).astype(np.int32))
+    if spec["task"] == "inference":
+        model.set_train(False)
+
+        def call():
+            model(images).asnumpy()
+    else:
+        step, _, _ = build_train_step(args, model, steps_per_epoch=1000)
+        step.set_train(True)
+
+        def call():
+            step(images, labels)[0].asnumpy()
+    return time_calls(call, spec["warmup"], spec["repeats"])
+
+
+def measure_timm(spec):
+    import timm
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(0)
+    args = recipe_args(spec["model"], "fp32")
+    model = timm.create_model(TIMM_NAMES[spec["model"]], num_classes=1000, drop_path_rate=args.drop_path_rate)
+    batch, size = spec["batch_size"], spec["image_size"]
+    images = torch.randn(batch, 3, size, size)
+    labels = torch.randint(0, 1000, (batch,))
+    if spec["task"] == "inference":
+        model.eval()
+
+        def call():
+            with torch.inference_mode():
+                model(images)
+    else:
+        model.train()
+        decay = [p for n, p in model.named_parameters() if p.ndim > 1 and not n.startswith("pos_block")]
+        no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1 or n.startswith("pos_block")]
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, eps=args.eps)
+        loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+
+        def call():
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(images), labels)
+            loss.backward()
+            if args.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_value)
+            optimizer.step()
+            loss.item()
+    return time_calls(call, spec["warmup"], spec["repeats"])
+
+
+def measure_machine(spec):
+    """Large-matmul peak GFLOP/s (fp32 and bf16) and the forward FLOPs per image of each model."""
+    import timm
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.set_num_threads(spec["threads"])
+    peaks = {}
+    n = 4096
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        times = time_calls(lambda a=a, b=b: torch.mm(a, b), 1, 5)["times_s"]
+        peaks[str(dtype).replace("torch.", "")] = 2 * n ** 3 / min(times) / 1e9
+    flops = {}
+    size = spec["image_size"]
+    for variant in spec["models"]:
+        model = timm.create_model(TIMM_NAMES[variant]).eval()
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            model(torch.randn(1, 3, size, size))
+        flops[variant] = counter.get_total_flops()
+    return {"peak_gflops": peaks, "forward_flops_per_image": flops}
+
+
+def worker(spec):
+    if spec["impl"] == "machine":
+        result = measure_machine(spec)
+    else:
+        result = (measure_timm if spec["impl"] == "timm" else measure_ours)(spec)
+    return dict(result, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def run_isolated(spec):
+    """Run one measurement in a fresh process (so that its peak RSS is its own)."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), GLOG_v="3")
+    process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    out, err = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{spec['impl']} {spec.get('model', '')} {spec.get('task', '')} failed:\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def summarise(spec, result, peaks, flops):
+    times = result["times_s"]
+    median = statistics.median(times)
+    images = spec["batch_size"]
+    forward = flops.get(spec["model"], 0)
+    flops_per_image = forward * (3 if spec["task"] == "training" else 1)
+    peak = peaks["bfloat16" if spec["dtype"] == "bf16" and spec["impl"] != "timm" else "float32"]
+    return {
+        **{k: spec[k] for k in ("model", "task", "impl", "dtype")},
+        "img_per_s": images / median,
+        "img_per_s_min": images / max(times),
+        "img_per_s_max": images / min(times),
+        "spread_pct": 100 * (max(times) - min(times)) / median,
+        "pct_matmul_peak": 100 * flops_per_image * images / median / 1e9 / peak if peak else None,
+        "peak_rss_mb": result["peak_rss_mb"],
+        "compile_s": result["first_call_s"] - median if spec["impl"] != "timm" else None,
+        "other_load_cores": result["other_load_cores"],
+        "times_s": times,
+    }
+
+
+def markdown(rows, max_other_load):
+    head = ("| model | task | implementation | img/s (median) | min–max | ratio vs timm | % fp32 matmul peak "
+            "| peak RSS MB | memory vs timm | compile s | other load |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    reference = {(r["model"], r["task"]): r for r in rows if r["impl"] == "timm"}
+    for r in rows:
+        ref = reference.get((r["model"], r["task"]))
+        ratio = f"{r['img_per_s'] / ref['img_per_s']:.2f}×" if ref else "–"
+        memory = f"{r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}×" if ref else "–"
+        compile_s = f"{r['compile_s']:.1f}" if r["compile_s"] is not None else "–"
+        load = f"{r['other_load_cores']:.2f}" + (" CONTENDED" if r["other_load_cores"] > max_other_load else "")
+        impl = r["impl"] + (f" {r['dtype']}" if r["dtype"] != "fp32" else "")
+        lines.append(f"| {r['model']} | {r['task']} | {impl} | {r['img_per_s']:.2f} | "
+                     f"{r['img_per_s_min']:.2f}–{r['img_per_s_max']:.2f} | {ratio} | {r['pct_matmul_peak']:.0f} % | "
+                     f"{r['peak_rss_mb']:.0f} | {memory} | {compile_s} | {load} |")
+    return "\n".join(lines)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["svt_small", "pcpvt_small"], choices=sorted(TIMM_NAMES))
+    parser.add_argument("--tasks", nargs="+", default=["inference", "training"], choices=["inference", "training"])
+    parser.add_argument("--impls", nargs="+", default=["timm", "ours-graph", "ours-pynative"],
+                        choices=["timm", "ours-graph", "ours-pynative"])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for both frameworks")
+    parser.add_argument("--dtype", default="fp32", choices=DTYPES, help="precision of ours (timm stays fp32)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--max-other-load", type=float, default=0.15,
+                        help="cores that other processes may use during a run before it counts as contended")
+    parser.add_argument("--json", default="bench_models.json", help="where to write the results")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.repeats < 5:
+        parser.error(f"--repeats {args.repeats}: at least 5 timed repeats are needed for a median and spread")
+    return args
+
+
+def main():
+    args = parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    common = dict(batch_size=args.batch_size, image_size=args.image_size, threads=args.threads, dtype=args.dtype,
+                  warmup=args.warmup, repeats=args.repeats)
+    machine = run_isolated(dict(common, impl="machine", models=args.models))
+    peaks, flops = machine["peak_gflops"], machine["forward_flops_per_image"]
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads; "
+          f"matmul peak fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s; batch "
+          f"{args.batch_size}, {args.image_size}px, ours in {args.dtype}", flush=True)
+    rows = []
+    for model in args.models:
+        for task in args.tasks:
+            for impl in args.impls:
+                spec = dict(common, model=model, task=task, impl=impl,
+                            dtype="fp32" if impl == "timm" else args.dtype)
+                row = summarise(spec, run_isolated(spec), peaks, flops)
+                rows.append(row)
+                print(f"  {model} {task} {impl}: {row['img_per_s']:.2f} img/s", file=sys.stderr, flush=True)
+    table = markdown(rows, args.max_other_load)
+    print(table)
+    contended = [r for r in rows if r["other_load_cores"] > args.max_other_load]
+    with open(args.json, "w") as out:
+        json.dump({"valid": not contended, "settings": vars(args) | {"worker": None}, "machine": machine,
+                   "rows": rows}, out, indent=1)
+    if contended:
+        print(f"\nNOT VALID: other processes used more than {args.max_other_load} cores during "
+              f"{len(contended)} run(s); rerun on a quiet machine.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
