@@ -14,9 +14,11 @@ import time
 import numpy as np
 
 from mindspore import Parameter, nn, ops
+from mindspore.common import dtype as mstype
 from mindspore.common.initializer import Normal, TruncatedNormal, initializer
 
 from .helpers import build_model_with_cfg
+from .layers.cpu_kernels import fused_kernels_available, gelu_op, peg_op
 from .registry import register_model, register_model_alias
 
 __all__ = ["Twins"]
@@ -151,8 +153,11 @@ class PosConv(nn.Cell):
         conv = nn.Conv2d(dim, dim, 3, stride=1, pad_mode="pad", padding=1, group=dim, has_bias=True,
                          weight_init=_conv_init((dim, 1, 3, 3), groups=dim), bias_init="zeros")
         self.proj = nn.SequentialCell([conv])
+        self.fused = peg_op() if fused_kernels_available() else None
 
     def construct(self, x):
+        if self.fused is not None and x.dtype == mstype.float32:
+            return self.fused(x, self.proj[0].weight, self.proj[0].bias)
         return self.proj(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1) + x
 
 
@@ -252,12 +257,16 @@ class Mlp(nn.Cell):
         self.fc1 = _dense(dim, hidden_dim)
         self.fc2 = _dense(hidden_dim, dim)
         self.drop = _dropout(drop)
+        self.fused_gelu = gelu_op() if fused_kernels_available() else None
+
+    def gelu(self, x):
+        if self.fused_gelu is not None and x.dtype == mstype.float32:
+            return self.fused_gelu(x)
+        # Exact (erf) GELU as the reference; nn.GELU(approximate=False) computes the same with a slower Div.
+        return 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
 
     def construct(self, x):
-        x = self.fc1(x)
-        # Exact (erf) GELU as the reference; nn.GELU(approximate=False) computes the same with a slower Div.
-        x = 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
-        return self.drop(self.fc2(self.drop(x)))
+        return self.drop(self.fc2(self.drop(self.gelu(self.fc1(x)))))
 
 
 class Block(nn.Cell):

@@ -1,0 +1,197 @@
+// Fused fp32 CPU kernels for Twins, called through MindSpore's ops.Custom ("aot").
+//
+// Every entry point has MindSpore's AOT signature: params holds the inputs, then the outputs, as
+// contiguous row-major buffers. Tensors are channels-last, so the innermost loops run over channels and
+// vectorise. Work is split over short-lived std::threads rather than OpenMP: OpenMP's idle workers spin and
+// take the cores from MindSpore's own thread pool between calls.
+#include <sched.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr float kInvSqrt2 = 0.70710678118654752f;
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+
+// erf by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7): branch-free, so the loops vectorise.
+inline float Erf(float x) {
+  const float a = std::fabs(x);
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  const float poly =
+      t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  const float magnitude = 1.0f - poly * std::exp(-a * a);
+  return std::copysign(magnitude, x);
+}
+
+int NumThreads() {
+  cpu_set_t cpus;
+  if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0) return std::max(CPU_COUNT(&cpus), 1);
+  return std::max(static_cast<int>(std::thread::hardware_concurrency()), 1);
+}
+
+// Calls body(chunk, begin, end) on ``NumThreads()`` contiguous chunks of [0, n), one on this thread.
+template <typename Body>
+int ParallelFor(int64_t n, int64_t min_per_chunk, Body body) {
+  const int chunks = static_cast<int>(std::clamp<int64_t>(n / std::max<int64_t>(min_per_chunk, 1), 1, NumThreads()));
+  std::vector<std::thread> workers;
+  for (int chunk = 1; chunk < chunks; ++chunk) {
+    workers.emplace_back(body, chunk, n * chunk / chunks, n * (chunk + 1) / chunks);
+  }
+  body(0, 0, n / chunks);
+  for (std::thread &worker : workers) worker.join();
+  return chunks;
+}
+
+int64_t NumElements(int ndim, const int64_t *shape) {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; ++i) n *= shape[i];
+  return n;
+}
+
+// Depthwise 3x3 weights (C, 1, 3, 3) rearranged to (9, C) so that the channel loop is contiguous;
+// ``flip`` turns the correlation into its transpose for the input gradient.
+std::vector<float> TapsByChannel(const float *weight, int64_t channels, bool flip) {
+  std::vector<float> taps(9 * channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int k = 0; k < 9; ++k) taps[(flip ? 8 - k : k) * channels + c] = weight[c * 9 + k];
+  }
+  return taps;
+}
+
+// out = x + bias + sum over the 3x3 neighbourhood of taps * src (zero padding), per channel.
+// With x = src this is the PEG forward; with x = src = dy and flipped taps it is its input gradient.
+void Depthwise3x3Residual(const float *src, const float *taps, const float *bias, float *out, int64_t batch,
+                          int64_t height, int64_t width, int64_t channels) {
+  ParallelFor(batch * height, 1, [=](int, int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / height, h = row % height;
+      for (int64_t w = 0; w < width; ++w) {
+        float *dst = out + ((b * height + h) * width + w) * channels;
+        const float *centre = src + ((b * height + h) * width + w) * channels;
+#pragma omp simd
+        for (int64_t c = 0; c < channels; ++c) dst[c] = centre[c] + (bias ? bias[c] : 0.0f);
+        for (int i = 0; i < 3; ++i) {
+          const int64_t y = h + i - 1;
+          if (y < 0 || y >= height) continue;
+          for (int j = 0; j < 3; ++j) {
+            const int64_t x = w + j - 1;
+            if (x < 0 || x >= width) continue;
+            const float *tap = taps + (i * 3 + j) * channels;
+            const float *in = src + ((b * height + y) * width + x) * channels;
+#pragma omp simd
+            for (int64_t c = 0; c < channels; ++c) dst[c] += tap[c] * in[c];
+          }
+        }
+      }
+    }
+  });
+}
+
+constexpr int64_t kElementsPerChunk = 1 << 14;
+
+}  // namespace
+
+extern "C" {
+
+// y = x * Phi(x), the exact (erf) GELU.
+int GeluForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                void *extra) {
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[1]);
+  ParallelFor(NumElements(ndims[0], shapes[0]), kElementsPerChunk, [=](int, int64_t begin, int64_t end) {
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) y[i] = 0.5f * x[i] * (1.0f + Erf(x[i] * kInvSqrt2));
+  });
+  return 0;
+}
+
+// dx = dy * (Phi(x) + x * phi(x)).
+int GeluBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                 void *extra) {
+  const float *x = static_cast<const float *>(params[0]);
+  const float *dy = static_cast<const float *>(params[1]);
+  float *dx = static_cast<float *>(params[2]);
+  ParallelFor(NumElements(ndims[0], shapes[0]), kElementsPerChunk, [=](int, int64_t begin, int64_t end) {
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) {
+      const float cdf = 0.5f * (1.0f + Erf(x[i] * kInvSqrt2));
+      const float pdf = kInvSqrt2Pi * std::exp(-0.5f * x[i] * x[i]);
+      dx[i] = dy[i] * (cdf + x[i] * pdf);
+    }
+  });
+  return 0;
+}
+
+// PEG: y = x + depthwise_conv3x3(x, weight (C,1,3,3), padding 1) + bias, x channels-last (B, H, W, C).
+int PegForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+               void *extra) {
+  const int64_t *shape = shapes[0];
+  const std::vector<float> taps = TapsByChannel(static_cast<const float *>(params[1]), shape[3], false);
+  Depthwise3x3Residual(static_cast<const float *>(params[0]), taps.data(), static_cast<const float *>(params[2]),
+                       static_cast<float *>(params[3]), shape[0], shape[1], shape[2], shape[3]);
+  return 0;
+}
+
+// dx = dy + transposed depthwise conv of dy. Inputs: dy (B, H, W, C), weight (C, 1, 3, 3).
+int PegBackwardInput(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                     void *extra) {
+  const int64_t *shape = shapes[0];
+  const std::vector<float> taps = TapsByChannel(static_cast<const float *>(params[1]), shape[3], true);
+  Depthwise3x3Residual(static_cast<const float *>(params[0]), taps.data(), nullptr, static_cast<float *>(params[2]),
+                       shape[0], shape[1], shape[2], shape[3]);
+  return 0;
+}
+
+// dweight (C, 1, 3, 3) and dbias (C) from x and dy, both (B, H, W, C).
+int PegBackwardWeight(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                      void *extra) {
+  const float *x = static_cast<const float *>(params[0]);
+  const float *dy = static_cast<const float *>(params[1]);
+  float *dweight = static_cast<float *>(params[2]);
+  float *dbias = static_cast<float *>(params[3]);
+  const int64_t batch = shapes[0][0], height = shapes[0][1], width = shapes[0][2], channels = shapes[0][3];
+  // 9 tap sums and the bias sum per chunk, added up at the end.
+  std::vector<float> partial(static_cast<size_t>(NumThreads()) * 10 * channels, 0.0f);
+  const int chunks = ParallelFor(batch * height, 1, [&](int chunk, int64_t begin, int64_t end) {
+    float *acc = partial.data() + static_cast<size_t>(chunk) * 10 * channels;
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / height, h = row % height;
+      for (int64_t w = 0; w < width; ++w) {
+        const float *grad = dy + ((b * height + h) * width + w) * channels;
+        float *bias_acc = acc + 9 * channels;
+#pragma omp simd
+        for (int64_t c = 0; c < channels; ++c) bias_acc[c] += grad[c];
+        for (int i = 0; i < 3; ++i) {
+          const int64_t y = h + i - 1;
+          if (y < 0 || y >= height) continue;
+          for (int j = 0; j < 3; ++j) {
+            const int64_t xw = w + j - 1;
+            if (xw < 0 || xw >= width) continue;
+            const float *in = x + ((b * height + y) * width + xw) * channels;
+            float *tap_acc = acc + (i * 3 + j) * channels;
+#pragma omp simd
+            for (int64_t c = 0; c < channels; ++c) tap_acc[c] += grad[c] * in[c];
+          }
+        }
+      }
+    }
+  });
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int k = 0; k < 10; ++k) {
+      float sum = 0.0f;
+      for (int t = 0; t < chunks; ++t) sum += partial[(static_cast<size_t>(t) * 10 + k) * channels + c];
+      if (k < 9) {
+        dweight[c * 9 + k] = sum;
+      } else {
+        dbias[c] = sum;
+      }
+    }
+  }
+  return 0;
+}
+
+}  // extern "C"

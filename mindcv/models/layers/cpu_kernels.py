@@ -1,0 +1,107 @@
+"""Fused fp32 CPU kernels (exact GELU, the PEG depthwise conv) as MindSpore AOT custom operators.
+
+MindSpore's CPU Erf and depthwise Conv2D kernels take most of a Twins step outside the matmuls; these
+kernels do the same arithmetic on channels-last tensors in one pass. The C++ source next to this file is
+compiled with the system C++ compiler on first use into ``$MINDCV_KERNEL_CACHE`` (default
+``~/.cache/mindcv/kernels``), keyed by the source, the flags and the CPU. Set ``MINDCV_FUSED_KERNELS=0`` to
+use MindSpore's own operators instead; without a compiler that happens automatically, with a warning.
+"""
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+
+from mindspore import context, ops
+
+_logger = logging.getLogger(__name__)
+_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_kernels.cc")
+_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only", "-fopenmp-simd", "-pthread", "-shared", "-fPIC"]
+SWITCH_ENV = "MINDCV_FUSED_KERNELS"
+CACHE_ENV = "MINDCV_KERNEL_CACHE"
+
+
+def _cpu_fingerprint():
+    """-march=native code must not run on another CPU, e.g. from a home directory shared between machines."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next((line for line in info if line.startswith("flags")), "")
+    except OSError:
+        return platform.processor()
+
+
+def _compile(compiler, target):
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    handle, partial = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(target))
+    os.close(handle)
+    try:
+        result = subprocess.run([compiler, *_FLAGS, _SOURCE, "-o", partial], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{compiler} failed:\n{result.stderr[-2000:]}")
+        os.replace(partial, target)  # atomic: concurrent ranks never load a half-written library
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+@functools.lru_cache(maxsize=None)
+def library_path():
+    """Path of the compiled kernel library, building it if needed; None when the kernels are off or unbuildable."""
+    if os.environ.get(SWITCH_ENV, "1") == "0":
+        return None
+    with open(_SOURCE, "rb") as source:
+        key = hashlib.sha256(source.read() + " ".join(_FLAGS).encode() + _cpu_fingerprint().encode()).hexdigest()
+    cache = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "mindcv", "kernels")
+    target = os.path.join(cache, f"twins_cpu_{key[:16]}.so")
+    if os.path.exists(target):
+        return target
+    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    try:
+        if compiler is None:
+            raise RuntimeError("no C++ compiler found (install g++ or set CXX)")
+        _compile(compiler, target)
+    except (OSError, RuntimeError) as error:
+        _logger.warning("Fused CPU kernels unavailable, using MindSpore's operators (slower): %s", error)
+        return None
+    return target
+
+
+def fused_kernels_available():
+    """True when running on CPU with the kernel library built."""
+    return context.get_context("device_target") == "CPU" and library_path() is not None
+
+
+def _custom(name, out_shape, out_dtype, bprop=None):
+    return ops.Custom(f"{library_path()}:{name}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot",
+                      bprop=bprop)
+
+
+def _same(x, *_):
+    return x
+
+
+def gelu_op():
+    """Exact GELU ``x * Phi(x)`` of an fp32 tensor, with its gradient."""
+    backward = _custom("GeluBackward", _same, _same)
+
+    def bprop(x, out, dout):
+        return (backward(x, dout),)
+
+    return _custom("GeluForward", _same, _same, bprop)
+
+
+def peg_op():
+    """``x + depthwise_conv3x3(x, weight, padding=1) + bias`` on fp32 channels-last ``x`` (B, H, W, C), with
+    ``weight`` (C, 1, 3, 3) and ``bias`` (C,) as nn.Conv2d holds them; differentiable in all three."""
+    backward_input = _custom("PegBackwardInput", _same, _same)
+    backward_weight = _custom("PegBackwardWeight", lambda x, dy: ([x[3], 1, 3, 3], [x[3]]),
+                              lambda x, dy: (x, x))
+
+    def bprop(x, weight, bias, out, dout):
+        dweight, dbias = backward_weight(x, dout)
+        return backward_input(dout, weight), dweight, dbias
+
+    return _custom("PegForward", _same, _same, bprop)

@@ -1,0 +1,116 @@
+"""The fused CPU kernels compute what MindSpore's own operators compute, values and gradients."""
+import logging
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+from mindspore import nn, ops
+
+from mindcv.models import create_model
+from mindcv.models.layers import cpu_kernels
+
+
+@pytest.fixture
+def fresh_library(monkeypatch, tmp_path):
+    """library_path() re-decided under the test's environment, and again afterwards."""
+    monkeypatch.setenv(cpu_kernels.CACHE_ENV, str(tmp_path / "kernels"))
+    cpu_kernels.library_path.cache_clear()
+    yield
+    cpu_kernels.library_path.cache_clear()
+
+
+class ErfGelu(nn.Cell):
+    def construct(self, x):
+        return 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
+
+
+class Wrapped(nn.Cell):
+    def __init__(self, op):
+        super().__init__()
+        self.op = op
+
+    def construct(self, x):
+        return self.op(x)
+
+
+class ConvPeg(nn.Cell):
+    def __init__(self, conv):
+        super().__init__()
+        self.conv = conv
+
+    def construct(self, x):
+        return self.conv(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1) + x
+
+
+class FusedPeg(nn.Cell):
+    def __init__(self, conv):
+        super().__init__()
+        self.conv = conv
+        self.op = cpu_kernels.peg_op()
+
+    def construct(self, x):
+        return self.op(x, self.conv.weight, self.conv.bias)
+
+
+def test_kernel_library_builds_on_this_machine():
+    assert cpu_kernels.fused_kernels_available(), "the CI machine has g++: the fused kernels must build"
+
+
+def test_fused_gelu_equals_erf_gelu_and_its_gradient():
+    x = np.random.default_rng(0).standard_normal((3, 7, 11, 37)).astype(np.float32) * 4
+    x[0, 0, 0, :4] = [0.0, -0.0, 30.0, -30.0]
+    fused, reference = Wrapped(cpu_kernels.gelu_op()), ErfGelu()
+    y, y_ref = fused(ms.Tensor(x)).asnumpy(), reference(ms.Tensor(x)).asnumpy()
+    assert np.abs(y - y_ref).max() < 2e-6 * np.abs(x).max()
+    grad, grad_ref = ms.grad(fused)(ms.Tensor(x)).asnumpy(), ms.grad(reference)(ms.Tensor(x)).asnumpy()
+    assert np.abs(grad - grad_ref).max() < 1e-5
+
+
+def test_fused_gelu_propagates_nan_and_inf():
+    x = ms.Tensor(np.array([np.nan, np.inf, -np.inf, 1.0], np.float32))
+    y = Wrapped(cpu_kernels.gelu_op())(x).asnumpy()
+    assert np.isnan(y[0]) and y[1] == np.inf and y[3] == pytest.approx(0.8413447, abs=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 1, 5), (2, 3, 5, 8), (1, 7, 9, 64), (2, 14, 14, 3)])
+def test_fused_peg_equals_depthwise_conv_and_its_gradients(shape):
+    channels = shape[-1]
+    rng = np.random.default_rng(1)
+    conv = nn.Conv2d(channels, channels, 3, pad_mode="pad", padding=1, group=channels, has_bias=True,
+                     weight_init=ms.Tensor(rng.standard_normal((channels, 1, 3, 3)).astype(np.float32)),
+                     bias_init=ms.Tensor(rng.standard_normal(channels).astype(np.float32)))
+    x = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+    results = []
+    for net in (FusedPeg(conv), ConvPeg(conv)):
+        weights = [conv.weight, conv.bias]
+        grad_x, grad_weights = ms.grad(net, grad_position=0, weights=weights)(x)
+        results.append([net(x).asnumpy(), grad_x.asnumpy()] + [g.asnumpy() for g in grad_weights])
+    for fused, reference, name in zip(*results, ("output", "d input", "d weight", "d bias")):
+        scale = max(np.abs(reference).max(), 1.0)
+        assert np.abs(fused - reference).max() < 1e-5 * scale, name
+
+
+def test_model_is_the_same_with_and_without_fused_kernels(fresh_library, monkeypatch, tmp_path):
+    fused_model = create_model("svt_small", num_classes=10)
+    checkpoint = tmp_path / "weights.ckpt"
+    ms.save_checkpoint(fused_model, str(checkpoint))
+    monkeypatch.setenv(cpu_kernels.SWITCH_ENV, "0")
+    cpu_kernels.library_path.cache_clear()
+    plain_model = create_model("svt_small", num_classes=10, checkpoint_path=str(checkpoint))
+    assert fused_model.blocks[0][0].mlp.fused_gelu is not None and plain_model.blocks[0][0].mlp.fused_gelu is None
+    images = ms.Tensor(np.random.default_rng(2).standard_normal((2, 3, 72, 104)).astype(np.float32))
+    for model in (fused_model, plain_model):
+        model.set_train(False)
+    diff = np.abs(fused_model(images).asnumpy() - plain_model(images).asnumpy()).max()
+    assert diff < 1e-4
+
+
+def test_without_a_compiler_the_model_falls_back_with_a_warning(fresh_library, monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    with caplog.at_level(logging.WARNING):
+        assert not cpu_kernels.fused_kernels_available()
+        model = create_model("svt_small", num_classes=10)
+    assert "Fused CPU kernels unavailable" in caplog.text and "no-such-compiler" in caplog.text
+    assert model.pos_block[0].fused is None
+    assert not list((tmp_path / "kernels").glob("*.so")), "no partial library may be left in the cache"
