@@ -13,12 +13,12 @@ import time
 
 import numpy as np
 
-from mindspore import Parameter, nn, ops
+from mindspore import Parameter, Tensor, nn, ops
 from mindspore.common import dtype as mstype
 from mindspore.common.initializer import Normal, TruncatedNormal, initializer
 
 from .helpers import build_model_with_cfg
-from .layers.cpu_kernels import fused_kernels_available, gelu_op, peg_op
+from .layers.cpu_kernels import fused_kernels_available, gelu_op, layer_norm_op, peg_op
 from .registry import register_model, register_model_alias
 
 __all__ = ["Twins"]
@@ -80,8 +80,22 @@ def _dense(in_features, out_features):
     return nn.Dense(in_features, out_features, weight_init=TruncatedNormal(sigma=0.02), bias_init="zeros")
 
 
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm over the last axis (parameters ``gamma``, ``beta``); fp32 input runs the fused CPU kernel."""
+
+    def __init__(self, dim, eps):
+        super().__init__((dim,), begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
+        self.fused = layer_norm_op() if fused_kernels_available() else None
+        self.eps_tensor = Tensor([eps], mstype.float32)
+
+    def construct(self, x):
+        if self.fused is not None and x.dtype == mstype.float32:
+            return self.fused(x, self.gamma, self.beta, self.eps_tensor)
+        return super().construct(x)
+
+
 def _layer_norm(dim, eps):
-    return nn.LayerNorm((dim,), begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
+    return LayerNorm(dim, eps)
 
 
 def _dropout(rate):

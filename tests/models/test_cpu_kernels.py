@@ -91,6 +91,46 @@ def test_fused_peg_equals_depthwise_conv_and_its_gradients(shape):
         assert np.abs(fused - reference).max() < 1e-5 * scale, name
 
 
+class FusedLayerNorm(nn.Cell):
+    def __init__(self, norm):
+        super().__init__()
+        self.norm = norm
+        self.op = cpu_kernels.layer_norm_op()
+
+    def construct(self, x):
+        return self.op(x, self.norm.gamma, self.norm.beta, ms.Tensor([self.norm.epsilon], ms.float32))
+
+
+class Projected(nn.Cell):
+    """sum(net(x) * direction): its input gradient is the vector-Jacobian product with ``direction``."""
+
+    def __init__(self, net, direction):
+        super().__init__()
+        self.net = net
+        self.direction = direction
+
+    def construct(self, x):
+        return (self.net(x) * self.direction).sum()
+
+
+@pytest.mark.parametrize("shape, eps", [((2, 5, 7, 64), 1e-6), ((3, 49, 320), 1e-5), ((4, 3), 1e-5)])
+def test_fused_layer_norm_equals_layer_norm_and_its_gradients(shape, eps):
+    rng = np.random.default_rng(3)
+    channels = shape[-1]
+    norm = nn.LayerNorm((channels,), begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps,
+                        gamma_init=ms.Tensor(rng.standard_normal(channels).astype(np.float32)),
+                        beta_init=ms.Tensor(rng.standard_normal(channels).astype(np.float32)))
+    x = ms.Tensor((rng.standard_normal(shape) * 3 + 5).astype(np.float32))
+    dy = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+    results = []
+    for net in (FusedLayerNorm(norm), norm):
+        grads = ms.grad(Projected(net, dy), grad_position=0, weights=[norm.gamma, norm.beta])(x)
+        results.append([net(x).asnumpy(), grads[0].asnumpy()] + [g.asnumpy() for g in grads[1]])
+    for fused, reference, name in zip(*results, ("output", "d input", "d gamma", "d beta")):
+        scale = max(np.abs(reference).max(), 1.0)
+        assert np.abs(fused - reference).max() < 1e-5 * scale, name
+
+
 def test_model_is_the_same_with_and_without_fused_kernels(fresh_library, monkeypatch, tmp_path):
     fused_model = create_model("svt_small", num_classes=10)
     checkpoint = tmp_path / "weights.ckpt"

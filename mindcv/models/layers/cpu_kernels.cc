@@ -93,6 +93,23 @@ void Depthwise3x3Residual(const float *src, const float *taps, const float *bias
 
 constexpr int64_t kElementsPerChunk = 1 << 14;
 
+struct RowMoments {
+  float mean;
+  float rstd;
+};
+
+// Mean and 1/sqrt(biased variance + eps) of one row, two-pass as the reference computes them.
+inline RowMoments Moments(const float *row, int64_t channels, float eps) {
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t c = 0; c < channels; ++c) sum += row[c];
+  const float mean = sum / channels;
+  float squares = 0.0f;
+#pragma omp simd reduction(+ : squares)
+  for (int64_t c = 0; c < channels; ++c) squares += (row[c] - mean) * (row[c] - mean);
+  return {mean, 1.0f / std::sqrt(squares / channels + eps)};
+}
+
 }  // namespace
 
 extern "C" {
@@ -190,6 +207,81 @@ int PegBackwardWeight(int nparam, void **params, int *ndims, int64_t **shapes, c
         dbias[c] = sum;
       }
     }
+  }
+  return 0;
+}
+
+// LayerNorm over the last axis. Inputs: x (..., C), gamma (C), beta (C), eps (1). Output: y like x.
+int LayerNormForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                     void *extra) {
+  const float *x = static_cast<const float *>(params[0]);
+  const float *gamma = static_cast<const float *>(params[1]);
+  const float *beta = static_cast<const float *>(params[2]);
+  const float eps = *static_cast<const float *>(params[3]);
+  float *y = static_cast<float *>(params[4]);
+  const int64_t channels = shapes[0][ndims[0] - 1];
+  const int64_t rows = NumElements(ndims[0], shapes[0]) / channels;
+  ParallelFor(rows, kElementsPerChunk / channels, [=](int, int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const float *in = x + row * channels;
+      float *out = y + row * channels;
+      const RowMoments moments = Moments(in, channels, eps);
+#pragma omp simd
+      for (int64_t c = 0; c < channels; ++c) out[c] = (in[c] - moments.mean) * moments.rstd * gamma[c] + beta[c];
+    }
+  });
+  return 0;
+}
+
+// LayerNorm gradients. Inputs: x (..., C), gamma (C), dy like x, eps (1). Outputs: dx, dgamma (C), dbeta (C).
+// The row statistics are recomputed from x rather than stored by the forward pass.
+int LayerNormBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                      void *extra) {
+  const float *x = static_cast<const float *>(params[0]);
+  const float *gamma = static_cast<const float *>(params[1]);
+  const float *dy = static_cast<const float *>(params[2]);
+  const float eps = *static_cast<const float *>(params[3]);
+  float *dx = static_cast<float *>(params[4]);
+  float *dgamma = static_cast<float *>(params[5]);
+  float *dbeta = static_cast<float *>(params[6]);
+  const int64_t channels = shapes[0][ndims[0] - 1];
+  const int64_t rows = NumElements(ndims[0], shapes[0]) / channels;
+  std::vector<float> partial(static_cast<size_t>(NumThreads()) * 2 * channels, 0.0f);  // dgamma, dbeta per chunk
+  const int chunks = ParallelFor(rows, kElementsPerChunk / channels, [&](int chunk, int64_t begin, int64_t end) {
+    float *acc_gamma = partial.data() + static_cast<size_t>(chunk) * 2 * channels;
+    float *acc_beta = acc_gamma + channels;
+    for (int64_t row = begin; row < end; ++row) {
+      const float *in = x + row * channels;
+      const float *grad = dy + row * channels;
+      const RowMoments moments = Moments(in, channels, eps);
+      float mean_g = 0.0f, mean_g_xhat = 0.0f;
+#pragma omp simd reduction(+ : mean_g, mean_g_xhat)
+      for (int64_t c = 0; c < channels; ++c) {
+        const float xhat = (in[c] - moments.mean) * moments.rstd;
+        const float g = grad[c] * gamma[c];
+        mean_g += g;
+        mean_g_xhat += g * xhat;
+        acc_gamma[c] += grad[c] * xhat;
+        acc_beta[c] += grad[c];
+      }
+      mean_g /= channels;
+      mean_g_xhat /= channels;
+      float *out = dx + row * channels;
+#pragma omp simd
+      for (int64_t c = 0; c < channels; ++c) {
+        const float xhat = (in[c] - moments.mean) * moments.rstd;
+        out[c] = moments.rstd * (grad[c] * gamma[c] - mean_g - xhat * mean_g_xhat);
+      }
+    }
+  });
+  for (int64_t c = 0; c < channels; ++c) {
+    float sum_gamma = 0.0f, sum_beta = 0.0f;
+    for (int t = 0; t < chunks; ++t) {
+      sum_gamma += partial[static_cast<size_t>(t) * 2 * channels + c];
+      sum_beta += partial[static_cast<size_t>(t) * 2 * channels + channels + c];
+    }
+    dgamma[c] = sum_gamma;
+    dbeta[c] = sum_beta;
   }
   return 0;
 }

@@ -1,6 +1,7 @@
-"""Fused fp32 CPU kernels (exact GELU, the PEG depthwise conv) as MindSpore AOT custom operators.
+"""Fused fp32 CPU kernels (exact GELU, the PEG depthwise conv, LayerNorm) as MindSpore AOT custom operators.
 
-MindSpore's CPU Erf and depthwise Conv2D kernels take most of a Twins step outside the matmuls; these
+MindSpore's CPU Erf, depthwise Conv2D and LayerNorm gradient kernels take most of a Twins step outside the
+matmuls; these
 kernels do the same arithmetic on channels-last tensors in one pass. The C++ source next to this file is
 compiled with the system C++ compiler on first use into ``$MINDCV_KERNEL_CACHE`` (default
 ``~/.cache/mindcv/kernels``), keyed by the source, the flags and the CPU. Set ``MINDCV_FUSED_KERNELS=0`` to
@@ -105,3 +106,16 @@ def peg_op():
         return backward_input(dout, weight), dweight, dbias
 
     return _custom("PegForward", _same, _same, bprop)
+
+
+def layer_norm_op():
+    """LayerNorm over the last axis of an fp32 tensor: ``op(x, gamma, beta, eps)`` with ``eps`` a (1,) tensor;
+    differentiable in x, gamma and beta."""
+    backward = _custom("LayerNormBackward", lambda x, gamma, dy, eps: (x, gamma, gamma),
+                       lambda x, gamma, dy, eps: (x, x, x))
+
+    def bprop(x, gamma, beta, eps, out, dout):
+        dx, dgamma, dbeta = backward(x, gamma, dout, eps)
+        return dx, dgamma, dbeta, ops.zeros_like(eps)
+
+    return _custom("LayerNormForward", _same, _same, bprop)
