@@ -6,6 +6,7 @@ from mindspore import Parameter, Tensor, nn, ops
 __all__ = ["TrainStep", "create_loss_scale", "swap_ema_weights"]
 
 _grad_scale = ops.MultitypeFuncGraph("grad_scale")
+_clip_scale = ops.MultitypeFuncGraph("clip_scale")
 _ema_update = ops.MultitypeFuncGraph("ema_update")
 _accumulate = ops.MultitypeFuncGraph("accumulate")
 _reset = ops.MultitypeFuncGraph("reset")
@@ -15,6 +16,11 @@ _non_finite = ops.MultitypeFuncGraph("non_finite")
 @_grad_scale.register("Tensor", "Tensor")
 def _unscale(scale, grad):
     return grad * ops.cast(ops.reciprocal(scale), ops.dtype(grad))
+
+
+@_clip_scale.register("Tensor", "Tensor")
+def _scale_by(factor, grad):
+    return grad * ops.cast(factor, ops.dtype(grad))
 
 
 @_ema_update.register("Tensor", "Tensor", "Tensor")
@@ -58,6 +64,7 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
             scale_sense = Tensor(scale_sense, ms.float32)
         super().__init__(network, optimizer, scale_sense)
         self.skip_overflow = drop_overflow_update or isinstance(scale_sense, nn.Cell)
+        self.unit_scale = not isinstance(scale_sense, nn.Cell) and float(scale_sense.asnumpy()) == 1.0
         self.clip_grad = clip_grad
         self.clip_value = clip_value
         self.accumulation_steps = accumulation_steps
@@ -68,6 +75,14 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
         if accumulation_steps > 1:
             self.accumulated = self.weights.clone(prefix="accumulated_grad", init="zeros")
             self.micro_step = Parameter(Tensor(0, ms.int32), name="micro_step", requires_grad=False)
+
+    def clip_by_global_norm(self, grads):
+        """``ops.clip_by_global_norm``, with the norm taken over one concatenated vector: a single reduction
+        instead of two kernels per parameter."""
+        flat = ops.concat([grad.reshape(-1).astype(ms.float32) for grad in grads])
+        norm = ops.sqrt((flat * flat).sum())
+        factor = self.clip_value / ops.maximum(norm, self.clip_value)
+        return self.hyper_map(ops.partial(_clip_scale, factor), grads)
 
     def get_overflow_status(self, status, compute_output):
         # MindSpore's checks use float-status kernels that its CPU backend lacks; an isfinite reduction over the
@@ -86,10 +101,14 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
         sens = ops.fill(loss.dtype, loss.shape, ops.cast(scale, loss.dtype))
         grads = self.grad(self.network, self.weights)(*inputs, sens)
         grads = self.grad_reducer(grads)
-        grads = self.hyper_map(ops.partial(_grad_scale, scale), grads)
-        overflow = self.process_loss_scale(self.get_overflow_status(status, grads))
-        if self.skip_overflow and overflow:
-            return loss, overflow, scale
+        if not self.unit_scale:
+            grads = self.hyper_map(ops.partial(_grad_scale, scale), grads)
+        # Each of these passes over every gradient costs a few kernels per parameter: only when they are used.
+        overflow = Tensor(False)
+        if self.skip_overflow:
+            overflow = self.process_loss_scale(self.get_overflow_status(status, grads))
+            if overflow:
+                return loss, overflow, scale
         if self.accumulation_steps > 1:
             loss = ops.depend(loss, self.hyper_map(_accumulate, self.accumulated, grads))
             loss = ops.depend(loss, ops.assign_add(self.micro_step, Tensor(1, ms.int32)))
@@ -100,7 +119,7 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
             loss = ops.depend(loss, grads)
             loss = ops.depend(loss, self.hyper_map(_reset, self.accumulated))
         if self.clip_grad:
-            grads = ops.clip_by_global_norm(grads, self.clip_value)
+            grads = self.clip_by_global_norm(grads)
         loss = ops.depend(loss, self.optimizer(grads))
         if self.ema:
             loss = ops.depend(loss, self.hyper_map(ops.partial(_ema_update, self.ema_decay),
