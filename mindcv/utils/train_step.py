@@ -3,10 +3,14 @@ clipping, gradient accumulation and an exponential moving average of the weights
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
+from ..models.layers.cpu_kernels import fused_kernels_available, sum_of_squares_op
+
 __all__ = ["TrainStep", "create_loss_scale", "swap_ema_weights"]
 
 _grad_scale = ops.MultitypeFuncGraph("grad_scale")
 _clip_scale = ops.MultitypeFuncGraph("clip_scale")
+_half_sum_of_squares = ops.MultitypeFuncGraph("half_sum_of_squares")
+_l2_loss = ops.L2Loss()
 _ema_update = ops.MultitypeFuncGraph("ema_update")
 _accumulate = ops.MultitypeFuncGraph("accumulate")
 _reset = ops.MultitypeFuncGraph("reset")
@@ -16,6 +20,11 @@ _non_finite = ops.MultitypeFuncGraph("non_finite")
 @_grad_scale.register("Tensor", "Tensor")
 def _unscale(scale, grad):
     return grad * ops.cast(ops.reciprocal(scale), ops.dtype(grad))
+
+
+@_half_sum_of_squares.register("Tensor")
+def _half_square_sum(grad):
+    return _l2_loss(grad.astype(ms.float32))
 
 
 @_clip_scale.register("Tensor", "Tensor")
@@ -64,6 +73,8 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
             scale_sense = Tensor(scale_sense, ms.float32)
         super().__init__(network, optimizer, scale_sense)
         self.skip_overflow = drop_overflow_update or isinstance(scale_sense, nn.Cell)
+        fp32 = all(weight.dtype == ms.float32 for weight in self.weights)
+        self.sum_of_squares = sum_of_squares_op() if clip_grad and fp32 and fused_kernels_available() else None
         self.unit_scale = not isinstance(scale_sense, nn.Cell) and float(scale_sense.asnumpy()) == 1.0
         self.clip_grad = clip_grad
         self.clip_value = clip_value
@@ -77,10 +88,12 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
             self.micro_step = Parameter(Tensor(0, ms.int32), name="micro_step", requires_grad=False)
 
     def clip_by_global_norm(self, grads):
-        """``ops.clip_by_global_norm``, with the norm taken over one concatenated vector: a single reduction
-        instead of two kernels per parameter."""
-        flat = ops.concat([grad.reshape(-1).astype(ms.float32) for grad in grads])
-        norm = ops.sqrt((flat * flat).sum())
+        """``ops.clip_by_global_norm``, with the global norm from one fused kernel on CPU, else one L2Loss
+        kernel per gradient (instead of a Square and a ReduceSum)."""
+        if self.sum_of_squares is not None:
+            norm = ops.sqrt(self.sum_of_squares(*grads)[0])
+        else:
+            norm = ops.sqrt(2.0 * ops.addn(self.hyper_map(_half_sum_of_squares, grads)))
         factor = self.clip_value / ops.maximum(norm, self.clip_value)
         return self.hyper_map(ops.partial(_clip_scale, factor), grads)
 

@@ -131,6 +131,23 @@ def test_fused_layer_norm_equals_layer_norm_and_its_gradients(shape, eps):
         assert np.abs(fused - reference).max() < 1e-5 * scale, name
 
 
+class SumOfSquares(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.op = cpu_kernels.sum_of_squares_op()
+
+    def construct(self, *tensors):
+        return self.op(*tensors)
+
+
+def test_sum_of_squares_covers_every_element_of_every_tensor():
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal(shape).astype(np.float32) for shape in [(3,), (70000,), (5, 7), (1,), (300, 200)]]
+    total = SumOfSquares()(*[ms.Tensor(a) for a in arrays]).asnumpy()
+    expected = sum(float((a.astype(np.float64) ** 2).sum()) for a in arrays)
+    assert total.shape == (1,) and total[0] == pytest.approx(expected, rel=1e-6)
+
+
 def test_model_is_the_same_with_and_without_fused_kernels(fresh_library, monkeypatch, tmp_path):
     fused_model = create_model("svt_small", num_classes=10)
     checkpoint = tmp_path / "weights.ckpt"

@@ -51,14 +51,20 @@ def test_gradient_accumulation_equals_one_step_on_the_whole_batch():
         assert np.allclose(w, a, atol=1e-6)
 
 
-def test_clip_grad_limits_the_global_norm():
+@pytest.mark.parametrize("fused_norm", [True, False], ids=["fused-kernel-norm", "per-gradient-norm"])
+def test_clip_grad_limits_the_global_norm(fused_norm):
     net = _net()
     x, y = _batch(4)
     before, grads = _weights(net), _grads(net, x, y)
     norm = np.sqrt(sum((g ** 2).sum() for g in grads))
     clip = norm / 4
-    TrainStep(nn.WithLossCell(net, nn.CrossEntropyLoss()), nn.SGD(net.trainable_params(), 1.0), clip_grad=True,
-              clip_value=float(clip))(x, y)
+    step = TrainStep(nn.WithLossCell(net, nn.CrossEntropyLoss()), nn.SGD(net.trainable_params(), 1.0), clip_grad=True,
+                     clip_value=float(clip))
+    if fused_norm:
+        assert step.sum_of_squares is not None
+    else:
+        step.sum_of_squares = None
+    step(x, y)
     change = np.sqrt(sum(((b - a) ** 2).sum() for b, a in zip(before, _weights(net))))
     assert change == pytest.approx(clip, rel=1e-4)
 

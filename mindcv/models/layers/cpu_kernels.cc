@@ -286,4 +286,30 @@ int LayerNormBackward(int nparam, void **params, int *ndims, int64_t **shapes, c
   return 0;
 }
 
+// Sum of squares of all inputs (any number of fp32 tensors, e.g. every gradient of a model) into one fp32
+// scalar: the global norm for gradient clipping in one pass instead of two kernels per tensor.
+int SumOfSquares(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                 void *extra) {
+  const int inputs = nparam - 1;
+  std::vector<int64_t> starts(inputs + 1, 0);  // where each tensor begins in the concatenation of all inputs
+  for (int i = 0; i < inputs; ++i) starts[i + 1] = starts[i] + NumElements(ndims[i], shapes[i]);
+  std::vector<double> partial(NumThreads(), 0.0);
+  const int chunks = ParallelFor(starts[inputs], kElementsPerChunk, [&](int chunk, int64_t begin, int64_t end) {
+    double total = 0.0;
+    for (int i = 0; i < inputs; ++i) {
+      const int64_t first = std::max(begin, starts[i]), last = std::min(end, starts[i + 1]);
+      const float *data = static_cast<const float *>(params[i]) - starts[i];
+      float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t k = first; k < last; ++k) sum += data[k] * data[k];
+      total += sum;
+    }
+    partial[chunk] = total;
+  });
+  double total = 0.0;
+  for (int t = 0; t < chunks; ++t) total += partial[t];
+  *static_cast<float *>(params[nparam - 1]) = static_cast<float>(total);
+  return 0;
+}
+
 }  // extern "C"

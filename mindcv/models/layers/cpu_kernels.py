@@ -119,3 +119,8 @@ def layer_norm_op():
         return dx, dgamma, dbeta, ops.zeros_like(eps)
 
     return _custom("LayerNormForward", _same, _same, bprop)
+
+
+def sum_of_squares_op():
+    """``op(*tensors)``: the sum of squares of every element of any number of fp32 tensors, as a (1,) tensor."""
+    return _custom("SumOfSquares", lambda *shapes: [1], lambda *dtypes: dtypes[0])
