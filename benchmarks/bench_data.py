@@ -1,9 +1,11 @@
 """Training-pipeline throughput: JPEG decode, RandomResizedCrop, RandAugment, random erasing, Mixup/CutMix.
 
 Generates a folder of JPEGs (ImageNet-like 500x375 by default) and times ``create_loader`` batches for
-progressively fuller versions of the Twins recipe. Usage:
+progressively fuller versions of the Twins recipe, then the model's training step (the same measurement as
+bench_models.py, in its own process) to show whether the pipeline can feed it. Usage:
 
     python benchmarks/bench_data.py [--images 512] [--workers 2] [--batch-size 64] [--image-size 224]
+                                    [--model svt_small] [--model-batch-size 8]
 """
 import argparse
 import os
@@ -14,6 +16,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from bench_models import TIMM_NAMES, run_isolated
 from mindcv.data import create_dataset, create_loader, create_transforms
 
 RECIPE = dict(interpolation="bicubic", scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), hflip=0.5)
@@ -58,6 +61,9 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--model", default="svt_small", choices=sorted(TIMM_NAMES),
+                        help="model whose training step the pipeline has to feed")
+    parser.add_argument("--model-batch-size", type=int, default=8)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as root:
@@ -70,6 +76,12 @@ def main():
             rate = images_per_second(root, args.image_size, args.batch_size, args.workers, args.epochs,
                                      transform_options, loader_options)
             print(f"| {name:<42} | {rate:8.1f} |")
+    step = run_isolated(dict(impl="ours-graph", task="training", model=args.model, batch_size=args.model_batch_size,
+                             image_size=args.image_size, threads=os.cpu_count(), dtype="fp32", warmup=2, repeats=5))
+    model_rate = args.model_batch_size / np.median(step["times_s"])
+    verdict = "not the bottleneck" if rate > model_rate else "THE BOTTLENECK"
+    print(f"\n{args.model} training step (GRAPH, fp32, batch {args.model_batch_size}): {model_rate:.1f} img/s; "
+          f"the full pipeline delivers {rate / model_rate:.0f}x that: {verdict}.")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ TIMM_NAMES = {name: f"twins_{name}" for name in
 RECIPES = {name: os.path.join(ROOT, "configs", "twins", f"{name.split('_')[0]}_{name.split('_')[1][0]}_gpu.yaml")
            for name in TIMM_NAMES}
 DTYPES = ("fp32", "bf16", "fp16")
+MATMUL_SIZE = 4096
 
 
 def recipe_args(variant, dtype):
@@ -138,19 +139,43 @@ def measure_timm(spec):
     return time_calls(call, spec["warmup"], spec["repeats"])
 
 
+def measure_mindspore_matmul(spec):
+    """GFLOP/s of MindSpore's fp32 matmul on a large square, in GRAPH mode (its own process: MindSpore and
+    PyTorch loaded together fight over threads)."""
+    import numpy as np
+
+    import mindspore as ms
+    from mindspore import nn, ops
+    from mindspore.device_context.cpu.op_tuning import threads_num
+
+    class MatMul(nn.Cell):
+        def construct(self, a, b):
+            return ops.matmul(a, b)
+
+    ms.set_device("CPU")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    threads_num(spec["threads"])
+    n, net = MATMUL_SIZE, MatMul()
+    a = ms.Tensor(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
+    times = time_calls(lambda: net(a, a).asnumpy(), 1, 5)["times_s"]
+    return {"gflops": 2 * n ** 3 / min(times) / 1e9}
+
+
 def measure_machine(spec):
-    """Large-matmul peak GFLOP/s (fp32 and bf16) and the forward FLOPs per image of each model."""
+    """PyTorch's large-matmul GFLOP/s (fp32, bf16) and the forward FLOPs per image of each model (counted by
+    PyTorch on timm's model)."""
     import timm
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(spec["threads"])
-    peaks = {}
-    n = 4096
+    n = MATMUL_SIZE
+    measured = {}
     for dtype in (torch.float32, torch.bfloat16):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         times = time_calls(lambda a=a, b=b: torch.mm(a, b), 1, 5)["times_s"]
-        peaks[str(dtype).replace("torch.", "")] = 2 * n ** 3 / min(times) / 1e9
+        measured[f"torch_{str(dtype).replace('torch.', '')}"] = 2 * n ** 3 / min(times) / 1e9
+    peaks = {"bfloat16": measured["torch_bfloat16"], "measured": measured}
     flops = {}
     size = spec["image_size"]
     for variant in spec["models"]:
@@ -164,6 +189,8 @@ def measure_machine(spec):
 def worker(spec):
     if spec["impl"] == "machine":
         result = measure_machine(spec)
+    elif spec["impl"] == "mindspore-matmul":
+        result = measure_mindspore_matmul(spec)
     else:
         result = (measure_timm if spec["impl"] == "timm" else measure_ours)(spec)
     return dict(result, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -202,7 +229,7 @@ def summarise(spec, result, peaks, flops):
 
 
 def markdown(rows, max_other_load):
-    head = ("| model | task | implementation | img/s (median) | min–max | ratio vs timm | % fp32 matmul peak "
+    head = ("| model | task | implementation | img/s (median) | min–max | ratio vs timm | % of matmul peak "
             "| peak RSS MB | memory vs timm | compile s | other load |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     reference = {(r["model"], r["task"]): r for r in rows if r["impl"] == "timm"}
@@ -250,8 +277,13 @@ def main():
                   warmup=args.warmup, repeats=args.repeats)
     machine = run_isolated(dict(common, impl="machine", models=args.models))
     peaks, flops = machine["peak_gflops"], machine["forward_flops_per_image"]
+    peaks["measured"]["mindspore_float32"] = run_isolated(dict(common, impl="mindspore-matmul"))["gflops"]
+    # The machine's fp32 peak is what the faster framework's matmul reaches.
+    peaks["float32"] = max(peaks["measured"]["torch_float32"], peaks["measured"]["mindspore_float32"])
+    measured = peaks["measured"]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads; "
-          f"matmul peak fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s; batch "
+          f"{MATMUL_SIZE}x{MATMUL_SIZE} matmul GFLOP/s: fp32 MindSpore {measured['mindspore_float32']:.0f}, torch "
+          f"{measured['torch_float32']:.0f}; bf16 torch {measured['torch_bfloat16']:.0f}; batch "
           f"{args.batch_size}, {args.image_size}px, ours in {args.dtype}", flush=True)
     rows = []
     for model in args.models:

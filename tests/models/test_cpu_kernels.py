@@ -131,6 +131,34 @@ def test_fused_layer_norm_equals_layer_norm_and_its_gradients(shape, eps):
         assert np.abs(fused - reference).max() < 1e-5 * scale, name
 
 
+class FusedBiasAdd(nn.Cell):
+    def __init__(self, bias):
+        super().__init__()
+        self.bias = bias
+        self.op = cpu_kernels.bias_add_op()
+
+    def construct(self, x):
+        return self.op(x, self.bias)
+
+
+class PlainBiasAdd(FusedBiasAdd):
+    def construct(self, x):
+        return ops.bias_add(x, self.bias)
+
+
+def test_fused_bias_add_equals_bias_add_and_its_gradients():
+    rng = np.random.default_rng(5)
+    x = ms.Tensor(rng.standard_normal((1000, 96)).astype(np.float32))
+    dy = ms.Tensor(rng.standard_normal((1000, 96)).astype(np.float32))
+    bias = ms.Parameter(ms.Tensor(rng.standard_normal(96).astype(np.float32)), name="bias")
+    results = []
+    for net in (FusedBiasAdd(bias), PlainBiasAdd(bias)):
+        grad_x, (grad_bias,) = ms.grad(Projected(net, dy), grad_position=0, weights=[bias])(x)
+        results.append([net(x).asnumpy(), grad_x.asnumpy(), grad_bias.asnumpy()])
+    for fused, reference, name in zip(*results, ("output", "d input", "d bias")):
+        assert np.abs(fused - reference).max() < 1e-5 * max(np.abs(reference).max(), 1.0), name
+
+
 class SumOfSquares(nn.Cell):
     def __init__(self):
         super().__init__()

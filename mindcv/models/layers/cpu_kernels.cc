@@ -286,6 +286,46 @@ int LayerNormBackward(int nparam, void **params, int *ndims, int64_t **shapes, c
   return 0;
 }
 
+// y = x + bias over the last axis. Inputs: x (..., C), bias (C).
+int BiasAddForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                   void *extra) {
+  const float *x = static_cast<const float *>(params[0]);
+  const float *bias = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[2]);
+  const int64_t channels = shapes[0][ndims[0] - 1];
+  const int64_t rows = NumElements(ndims[0], shapes[0]) / channels;
+  ParallelFor(rows, kElementsPerChunk / channels, [=](int, int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+#pragma omp simd
+      for (int64_t c = 0; c < channels; ++c) y[row * channels + c] = x[row * channels + c] + bias[c];
+    }
+  });
+  return 0;
+}
+
+// dbias (C) = sum of dy (..., C) over every axis but the last.
+int BiasAddBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                    void *extra) {
+  const float *dy = static_cast<const float *>(params[0]);
+  float *dbias = static_cast<float *>(params[1]);
+  const int64_t channels = shapes[0][ndims[0] - 1];
+  const int64_t rows = NumElements(ndims[0], shapes[0]) / channels;
+  std::vector<float> partial(static_cast<size_t>(NumThreads()) * channels, 0.0f);
+  const int chunks = ParallelFor(rows, kElementsPerChunk / channels, [&](int chunk, int64_t begin, int64_t end) {
+    float *acc = partial.data() + static_cast<size_t>(chunk) * channels;
+    for (int64_t row = begin; row < end; ++row) {
+#pragma omp simd
+      for (int64_t c = 0; c < channels; ++c) acc[c] += dy[row * channels + c];
+    }
+  });
+  for (int64_t c = 0; c < channels; ++c) {
+    float sum = 0.0f;
+    for (int t = 0; t < chunks; ++t) sum += partial[static_cast<size_t>(t) * channels + c];
+    dbias[c] = sum;
+  }
+  return 0;
+}
+
 // Sum of squares of all inputs (any number of fp32 tensors, e.g. every gradient of a model) into one fp32
 // scalar: the global norm for gradient clipping in one pass instead of two kernels per tensor.
 int SumOfSquares(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,

@@ -124,3 +124,13 @@ def layer_norm_op():
 def sum_of_squares_op():
     """``op(*tensors)``: the sum of squares of every element of any number of fp32 tensors, as a (1,) tensor."""
     return _custom("SumOfSquares", lambda *shapes: [1], lambda *dtypes: dtypes[0])
+
+
+def bias_add_op():
+    """``x + bias`` over the last axis of fp32 tensors; its bias gradient is one column-sum kernel."""
+    backward = _custom("BiasAddBackward", lambda dy: [dy[-1]], _same)
+
+    def bprop(x, bias, out, dout):
+        return dout, backward(dout)
+
+    return _custom("BiasAddForward", lambda x, bias: x, lambda x, bias: x, bprop)
