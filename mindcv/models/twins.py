@@ -18,7 +18,7 @@ from mindspore.common import dtype as mstype
 from mindspore.common.initializer import Normal, TruncatedNormal, initializer
 
 from .helpers import build_model_with_cfg
-from .layers.cpu_kernels import bias_add_op, fused_kernels_available, gelu_op, layer_norm_op, peg_op
+from .layers.cpu_kernels import bias_add_op, bias_gelu_op, fused_kernels_available, layer_norm_op, peg_op
 from .registry import register_model, register_model_alias
 
 __all__ = ["Twins"]
@@ -96,12 +96,14 @@ class Linear(nn.Dense):
 
     def __init__(self, in_features, out_features):
         super().__init__(in_features, out_features, weight_init=TruncatedNormal(sigma=0.02), bias_init="zeros")
-        self.project = ops.MatMul(transpose_b=True)
         self.add_bias = BiasAdd()
 
+    def rows_without_bias(self, x):
+        """x @ weight.T as (tokens, out_features), the bias left for a fused consumer to add."""
+        return self.matmul(x.reshape(-1, x.shape[-1]), self.weight.astype(x.dtype))
+
     def construct(self, x):
-        y = self.add_bias(self.project(x.reshape(-1, x.shape[-1]), self.weight.astype(x.dtype)), self.bias)
-        return y.reshape(x.shape[:-1] + (-1,))
+        return self.add_bias(self.rows_without_bias(x), self.bias).reshape(x.shape[:-1] + (-1,))
 
 
 def _dense(in_features, out_features):
@@ -301,16 +303,19 @@ class Mlp(nn.Cell):
         self.fc1 = _dense(dim, hidden_dim)
         self.fc2 = _dense(hidden_dim, dim)
         self.drop = _dropout(drop)
-        self.fused_gelu = gelu_op() if fused_kernels_available() else None
+        self.fused_bias_gelu = bias_gelu_op() if fused_kernels_available() else None
 
-    def gelu(self, x):
-        if self.fused_gelu is not None and x.dtype == mstype.float32:
-            return self.fused_gelu(x)
-        # Exact (erf) GELU as the reference; nn.GELU(approximate=False) computes the same with a slower Div.
+    def hidden(self, x):
+        """gelu(fc1(x)), exact (erf) GELU as the reference."""
+        if self.fused_bias_gelu is not None and x.dtype == mstype.float32:
+            hidden = self.fused_bias_gelu(self.fc1.rows_without_bias(x), self.fc1.bias)
+            return hidden.reshape(x.shape[:-1] + (-1,))
+        # nn.GELU(approximate=False) computes the same with a slower Div.
+        x = self.fc1(x)
         return 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
 
     def construct(self, x):
-        return self.drop(self.fc2(self.drop(self.gelu(self.fc1(x)))))
+        return self.drop(self.fc2(self.drop(self.hidden(x))))
 
 
 class Block(nn.Cell):

@@ -1,4 +1,5 @@
 """The fused CPU kernels compute what MindSpore's own operators compute, values and gradients."""
+import ctypes
 import logging
 
 import numpy as np
@@ -20,18 +21,23 @@ def fresh_library(monkeypatch, tmp_path):
     cpu_kernels.library_path.cache_clear()
 
 
-class ErfGelu(nn.Cell):
+class ErfBiasGelu(nn.Cell):
+    def __init__(self, bias):
+        super().__init__()
+        self.bias = bias
+
     def construct(self, x):
+        x = x + self.bias
         return 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
 
 
-class Wrapped(nn.Cell):
-    def __init__(self, op):
-        super().__init__()
-        self.op = op
+class FusedBiasGelu(ErfBiasGelu):
+    def __init__(self, bias):
+        super().__init__(bias)
+        self.op = cpu_kernels.bias_gelu_op()
 
     def construct(self, x):
-        return self.op(x)
+        return self.op(x, self.bias)
 
 
 class ConvPeg(nn.Cell):
@@ -57,19 +63,30 @@ def test_kernel_library_builds_on_this_machine():
     assert cpu_kernels.fused_kernels_available(), "the CI machine has g++: the fused kernels must build"
 
 
-def test_fused_gelu_equals_erf_gelu_and_its_gradient():
-    x = np.random.default_rng(0).standard_normal((3, 7, 11, 37)).astype(np.float32) * 4
+def test_loading_the_kernels_leaves_denormals_alone():
+    ctypes.CDLL(cpu_kernels.library_path())
+    assert np.float32(1e-40) * np.float32(1.0) != 0, "the library switched on flush-to-zero for the process"
+
+
+def test_fused_bias_gelu_equals_erf_gelu_and_its_gradients():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((3, 7, 11, 37)) * 4).astype(np.float32)
     x[0, 0, 0, :4] = [0.0, -0.0, 30.0, -30.0]
-    fused, reference = Wrapped(cpu_kernels.gelu_op()), ErfGelu()
-    y, y_ref = fused(ms.Tensor(x)).asnumpy(), reference(ms.Tensor(x)).asnumpy()
+    dy = ms.Tensor(rng.standard_normal(x.shape).astype(np.float32))
+    bias = ms.Parameter(ms.Tensor(rng.standard_normal(37).astype(np.float32)), name="bias")
+    results = []
+    for net in (FusedBiasGelu(bias), ErfBiasGelu(bias)):
+        grad_x, (grad_bias,) = ms.grad(Projected(net, dy), grad_position=0, weights=[bias])(ms.Tensor(x))
+        results.append([net(ms.Tensor(x)).asnumpy(), grad_x.asnumpy(), grad_bias.asnumpy()])
+    (y, grad_x, grad_bias), (y_ref, grad_x_ref, grad_bias_ref) = results
     assert np.abs(y - y_ref).max() < 2e-6 * np.abs(x).max()
-    grad, grad_ref = ms.grad(fused)(ms.Tensor(x)).asnumpy(), ms.grad(reference)(ms.Tensor(x)).asnumpy()
-    assert np.abs(grad - grad_ref).max() < 1e-5
+    assert np.abs(grad_x - grad_x_ref).max() < 1e-5
+    assert np.abs(grad_bias - grad_bias_ref).max() < 1e-5 * np.abs(grad_bias_ref).max()
 
 
 def test_fused_gelu_propagates_nan_and_inf():
     x = ms.Tensor(np.array([np.nan, np.inf, -np.inf, 1.0], np.float32))
-    y = Wrapped(cpu_kernels.gelu_op())(x).asnumpy()
+    y = FusedBiasGelu(ms.Tensor(np.zeros(4, np.float32)))(x).asnumpy()
     assert np.isnan(y[0]) and y[1] == np.inf and y[3] == pytest.approx(0.8413447, abs=1e-6)
 
 
@@ -183,7 +200,8 @@ def test_model_is_the_same_with_and_without_fused_kernels(fresh_library, monkeyp
     monkeypatch.setenv(cpu_kernels.SWITCH_ENV, "0")
     cpu_kernels.library_path.cache_clear()
     plain_model = create_model("svt_small", num_classes=10, checkpoint_path=str(checkpoint))
-    assert fused_model.blocks[0][0].mlp.fused_gelu is not None and plain_model.blocks[0][0].mlp.fused_gelu is None
+    assert fused_model.blocks[0][0].mlp.fused_bias_gelu is not None
+    assert plain_model.blocks[0][0].mlp.fused_bias_gelu is None
     images = ms.Tensor(np.random.default_rng(2).standard_normal((2, 3, 72, 104)).astype(np.float32))
     for model in (fused_model, plain_model):
         model.set_train(False)

@@ -1,4 +1,4 @@
-"""Fused fp32 CPU kernels (exact GELU, the PEG depthwise conv, LayerNorm) as MindSpore AOT custom operators.
+"""Fused fp32 CPU kernels (bias + exact GELU, the PEG depthwise conv, LayerNorm, bias add) as MindSpore AOT custom operators.
 
 MindSpore's CPU Erf, depthwise Conv2D and LayerNorm gradient kernels take most of a Twins step outside the
 matmuls; these
@@ -20,7 +20,11 @@ from mindspore import context, ops
 
 _logger = logging.getLogger(__name__)
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_kernels.cc")
-_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only", "-fopenmp-simd", "-pthread", "-shared", "-fPIC"]
+_COMPILE_FLAGS = ["-std=c++20", "-O3", "-march=native", "-ffast-math", "-fno-finite-math-only", "-fopenmp-simd",
+                  "-fPIC", "-pthread"]
+# Linked in a separate step: g++ < 13 given -ffast-math at link time adds crtfastmath.o, which turns on
+# flush-to-zero for the whole process when the library loads.
+_LINK_FLAGS = ["-shared", "-pthread"]
 SWITCH_ENV = "MINDCV_FUSED_KERNELS"
 CACHE_ENV = "MINDCV_KERNEL_CACHE"
 
@@ -34,18 +38,19 @@ def _cpu_fingerprint():
         return platform.processor()
 
 
+def _run(command):
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+
+
 def _compile(compiler, target):
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    handle, partial = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(target))
-    os.close(handle)
-    try:
-        result = subprocess.run([compiler, *_FLAGS, _SOURCE, "-o", partial], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"{compiler} failed:\n{result.stderr[-2000:]}")
-        os.replace(partial, target)  # atomic: concurrent ranks never load a half-written library
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(target)) as scratch:
+        objects, library = os.path.join(scratch, "kernels.o"), os.path.join(scratch, "kernels.so")
+        _run([compiler, *_COMPILE_FLAGS, "-c", _SOURCE, "-o", objects])
+        _run([compiler, *_LINK_FLAGS, objects, "-o", library])
+        os.replace(library, target)  # atomic: concurrent ranks never load a half-written library
 
 
 @functools.lru_cache(maxsize=None)
@@ -54,7 +59,8 @@ def library_path():
     if os.environ.get(SWITCH_ENV, "1") == "0":
         return None
     with open(_SOURCE, "rb") as source:
-        key = hashlib.sha256(source.read() + " ".join(_FLAGS).encode() + _cpu_fingerprint().encode()).hexdigest()
+        flags = " ".join(_COMPILE_FLAGS + _LINK_FLAGS).encode()
+        key = hashlib.sha256(source.read() + flags + _cpu_fingerprint().encode()).hexdigest()
     cache = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "mindcv", "kernels")
     target = os.path.join(cache, f"twins_cpu_{key[:16]}.so")
     if os.path.exists(target):
@@ -84,14 +90,15 @@ def _same(x, *_):
     return x
 
 
-def gelu_op():
-    """Exact GELU ``x * Phi(x)`` of an fp32 tensor, with its gradient."""
-    backward = _custom("GeluBackward", _same, _same)
+def bias_gelu_op():
+    """``gelu(x + bias)`` (exact GELU ``z * Phi(z)``) over the last axis of fp32 tensors, differentiable in both:
+    the bias add of the layer before and the activation in one pass over the largest activations of the model."""
+    backward = _custom("BiasGeluBackward", lambda x, bias, dy: (x, bias), lambda x, bias, dy: (x, x))
 
-    def bprop(x, out, dout):
-        return (backward(x, dout),)
+    def bprop(x, bias, out, dout):
+        return backward(x, bias, dout)
 
-    return _custom("GeluForward", _same, _same, bprop)
+    return _custom("BiasGeluForward", lambda x, bias: x, lambda x, bias: x, bprop)
 
 
 def peg_op():
