@@ -4,9 +4,10 @@
 
 Parameter names and shapes are the reference's (timm ``twins_*``, the official release), so converted
 weights load by name and the logits match. Tokens stay on a channels-last grid (B, H, W, C) between
-stages. Two choices are made for speed on MindSpore CPU without changing the numbers: convolutions whose
-kernel equals their stride (patch embeddings, GSA sub-sampling) run as one matmul over patches, and q/k/v
-are computed from slices of their fused weight instead of slicing the fused activation.
+stages. Choices made for speed on MindSpore CPU without changing the numbers: convolutions whose kernel
+equals their stride (patch embeddings, GSA sub-sampling) run as one matmul over patches; q/k/v are computed
+from slices of their fused weight instead of slicing the fused activation; in fp32 on CPU, LayerNorm, bias
+adds, fc1's bias with the GELU, and the PEG depthwise conv run as fused kernels (``layers/cpu_kernels``).
 """
 import math
 import time
@@ -106,10 +107,6 @@ class Linear(nn.Dense):
         return self.add_bias(self.rows_without_bias(x), self.bias).reshape(x.shape[:-1] + (-1,))
 
 
-def _dense(in_features, out_features):
-    return Linear(in_features, out_features)
-
-
 class LayerNorm(nn.LayerNorm):
     """LayerNorm over the last axis (parameters ``gamma``, ``beta``); fp32 input runs the fused CPU kernel."""
 
@@ -122,10 +119,6 @@ class LayerNorm(nn.LayerNorm):
         if self.fused is not None and x.dtype == mstype.float32:
             return self.fused(x, self.gamma, self.beta, self.eps_tensor)
         return super().construct(x)
-
-
-def _layer_norm(dim, eps):
-    return LayerNorm(dim, eps)
 
 
 def _dropout(rate):
@@ -184,7 +177,7 @@ class PatchEmbed(nn.Cell):
     def __init__(self, in_channels, embed_dim, patch_size):
         super().__init__()
         self.proj = PatchConv(in_channels, embed_dim, patch_size)
-        self.norm = _layer_norm(embed_dim, eps=1e-5)
+        self.norm = LayerNorm(embed_dim, eps=1e-5)
 
     def construct(self, x):
         return self.norm(self.proj(x))
@@ -216,7 +209,7 @@ class Attention(nn.Cell):
         self.dim = dim
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
-        self.proj = _dense(dim, dim)
+        self.proj = Linear(dim, dim)
         self.attn_drop = _dropout(attn_drop)
         self.proj_drop = _dropout(proj_drop)
         self.matmul = ops.MatMul(transpose_b=True)
@@ -246,12 +239,12 @@ class GlobalSubsampledAttention(Attention):
 
     def __init__(self, dim, num_heads, sr_ratio, attn_drop=0.0, proj_drop=0.0):
         super().__init__(dim, num_heads, attn_drop, proj_drop)
-        self.q = _dense(dim, dim)
-        self.kv = _dense(dim, 2 * dim)
+        self.q = Linear(dim, dim)
+        self.kv = Linear(dim, 2 * dim)
         self.sr_ratio = sr_ratio
         if sr_ratio > 1:
             self.sr = PatchConv(dim, dim, sr_ratio)
-            self.norm = _layer_norm(dim, eps=1e-5)
+            self.norm = LayerNorm(dim, eps=1e-5)
 
     def construct(self, x):
         b, h, w, c = x.shape
@@ -271,7 +264,7 @@ class LocallyGroupedAttention(Attention):
 
     def __init__(self, dim, num_heads, window_size, attn_drop=0.0, proj_drop=0.0):
         super().__init__(dim, num_heads, attn_drop, proj_drop)
-        self.qkv = _dense(dim, 3 * dim)
+        self.qkv = Linear(dim, 3 * dim)
         self.window_size = window_size
 
     def construct(self, x):
@@ -300,8 +293,8 @@ class LocallyGroupedAttention(Attention):
 class Mlp(nn.Cell):
     def __init__(self, dim, hidden_dim, drop=0.0):
         super().__init__()
-        self.fc1 = _dense(dim, hidden_dim)
-        self.fc2 = _dense(hidden_dim, dim)
+        self.fc1 = Linear(dim, hidden_dim)
+        self.fc2 = Linear(hidden_dim, dim)
         self.drop = _dropout(drop)
         self.fused_bias_gelu = bias_gelu_op() if fused_kernels_available() else None
 
@@ -324,13 +317,13 @@ class Block(nn.Cell):
     def __init__(self, dim, num_heads, mlp_ratio, sr_ratio, window_size, proj_drop=0.0, attn_drop=0.0,
                  drop_path=0.0):
         super().__init__()
-        self.norm1 = _layer_norm(dim, eps=1e-6)
+        self.norm1 = LayerNorm(dim, eps=1e-6)
         if window_size > 1:
             self.attn = LocallyGroupedAttention(dim, num_heads, window_size, attn_drop, proj_drop)
         else:
             self.attn = GlobalSubsampledAttention(dim, num_heads, sr_ratio, attn_drop, proj_drop)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = _layer_norm(dim, eps=1e-6)
+        self.norm2 = LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), proj_drop)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -374,16 +367,16 @@ class Twins(nn.Cell):
             for s in range(num_stages)
         ])
         self.pos_block = nn.CellList([PosConv(dim) for dim in embed_dims])
-        self.norm = _layer_norm(self.num_features, eps=1e-6)
+        self.norm = LayerNorm(self.num_features, eps=1e-6)
         self.head_drop = _dropout(drop_rate)
-        self.head = _dense(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def get_classifier(self):
         return self.head
 
     def reset_classifier(self, num_classes):
         self.num_classes = num_classes
-        self.head = _dense(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         # GRAPH mode caches the compiled graph under the cell's creation time: renew it so the next call
         # compiles the new head instead of running the old graph.
         object.__setattr__(self, "_create_time", time.time_ns())

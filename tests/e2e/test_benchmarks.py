@@ -12,7 +12,7 @@ def test_bench_models_reports_ours_against_timm(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "bench_models.py"), "--models", "svt_small", "--impls", "timm",
          "ours-graph", "--batch-size", "2", "--image-size", "64", "--warmup", "1", "--repeats", "5",
-         "--max-other-load", "64", "--json", str(out)],
+         "--max-other-load", "64", "--rounds", "1", "--json", str(out)],
         capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("| svt_small")]

@@ -1,8 +1,9 @@
-"""Fused fp32 CPU kernels (bias + exact GELU, the PEG depthwise conv, LayerNorm, bias add) as MindSpore AOT custom operators.
+"""Fused fp32 CPU kernels for Twins as MindSpore AOT custom operators: bias + exact GELU, LayerNorm, bias add,
+the PEG depthwise conv, and a sum of squares over many tensors (gradient clipping).
 
-MindSpore's CPU Erf, depthwise Conv2D and LayerNorm gradient kernels take most of a Twins step outside the
-matmuls; these
-kernels do the same arithmetic on channels-last tensors in one pass. The C++ source next to this file is
+MindSpore's CPU Erf, LayerNorm gradient, BiasAdd gradient and depthwise Conv2D kernels took most of a Twins
+step outside the matmuls; these kernels do the same arithmetic on channels-last tensors in one vectorised
+pass. The C++ source next to this file is
 compiled with the system C++ compiler on first use into ``$MINDCV_KERNEL_CACHE`` (default
 ``~/.cache/mindcv/kernels``), keyed by the source, the flags and the CPU. Set ``MINDCV_FUSED_KERNELS=0`` to
 use MindSpore's own operators instead; without a compiler that happens automatically, with a warning.
