@@ -69,6 +69,26 @@ int64_t NumElements(int ndim, const int64_t *shape) {
   return n;
 }
 
+// A tensor (..., C) seen as rows of C channels.
+struct Rows {
+  int64_t rows;
+  int64_t channels;
+};
+
+Rows AsRows(int ndim, const int64_t *shape) {
+  const int64_t channels = shape[ndim - 1];
+  return {NumElements(ndim, shape) / channels, channels};
+}
+
+// The per-chunk partial sums (``width`` floats per chunk) added up.
+std::vector<float> SumChunks(const std::vector<float> &partial, int chunks, int64_t width) {
+  std::vector<float> out(width, 0.0f);
+  for (int t = 0; t < chunks; ++t) {
+    for (int64_t i = 0; i < width; ++i) out[i] += partial[static_cast<size_t>(t) * width + i];
+  }
+  return out;
+}
+
 // Depthwise 3x3 weights (C, 1, 3, 3) rearranged to (9, C) so that the channel loop is contiguous;
 // ``flip`` turns the correlation into its transpose for the input gradient.
 std::vector<float> TapsByChannel(const float *weight, int64_t channels, bool flip) {
@@ -137,8 +157,7 @@ int BiasGeluForward(int nparam, void **params, int *ndims, int64_t **shapes, con
   const float *x = static_cast<const float *>(params[0]);
   const float *bias = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
-  const int64_t channels = shapes[0][ndims[0] - 1];
-  const int64_t rows = NumElements(ndims[0], shapes[0]) / channels;
+  const auto [rows, channels] = AsRows(ndims[0], shapes[0]);
   ParallelFor(rows, kElementsPerChunk / channels, [=](int, int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const float *in = x + row * channels;
@@ -162,8 +181,7 @@ int BiasGeluBackward(int nparam, void **params, int *ndims, int64_t **shapes, co
   const float *dy = static_cast<const float *>(params[2]);
   float *dx = static_cast<float *>(params[3]);
   float *dbias = static_cast<float *>(params[4]);
-  const int64_t channels = shapes[0][ndims[0] - 1];
-  const int64_t rows = NumElements(ndims[0], shapes[0]) / channels;
+  const auto [rows, channels] = AsRows(ndims[0], shapes[0]);
   std::vector<float> partial(static_cast<size_t>(NumThreads()) * channels, 0.0f);
   const int chunks = ParallelFor(rows, kElementsPerChunk / channels, [&](int chunk, int64_t begin, int64_t end) {
     float *acc = partial.data() + static_cast<size_t>(chunk) * channels;
@@ -180,11 +198,8 @@ int BiasGeluBackward(int nparam, void **params, int *ndims, int64_t **shapes, co
       }
     }
   });
-  for (int64_t c = 0; c < channels; ++c) {
-    float sum = 0.0f;
-    for (int t = 0; t < chunks; ++t) sum += partial[static_cast<size_t>(t) * channels + c];
-    dbias[c] = sum;
-  }
+  const std::vector<float> sums = SumChunks(partial, chunks, channels);
+  std::copy(sums.begin(), sums.end(), dbias);
   return 0;
 }
 
@@ -242,17 +257,11 @@ int PegBackwardWeight(int nparam, void **params, int *ndims, int64_t **shapes, c
       }
     }
   });
+  const std::vector<float> sums = SumChunks(partial, chunks, 10 * channels);
   for (int64_t c = 0; c < channels; ++c) {
-    for (int k = 0; k < 10; ++k) {
-      float sum = 0.0f;
-      for (int t = 0; t < chunks; ++t) sum += partial[(static_cast<size_t>(t) * 10 + k) * channels + c];
-      if (k < 9) {
-        dweight[c * 9 + k] = sum;
-      } else {
-        dbias[c] = sum;
-      }
-    }
+    for (int k = 0; k < 9; ++k) dweight[c * 9 + k] = sums[k * channels + c];
   }
+  std::copy(sums.begin() + 9 * channels, sums.end(), dbias);
   return 0;
 }
 
@@ -264,8 +273,7 @@ int LayerNormForward(int nparam, void **params, int *ndims, int64_t **shapes, co
   const float *beta = static_cast<const float *>(params[2]);
   const float eps = *static_cast<const float *>(params[3]);
   float *y = static_cast<float *>(params[4]);
-  const int64_t channels = shapes[0][ndims[0] - 1];
-  const int64_t rows = NumElements(ndims[0], shapes[0]) / channels;
+  const auto [rows, channels] = AsRows(ndims[0], shapes[0]);
   ParallelFor(rows, kElementsPerChunk / channels, [=](int, int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const float *in = x + row * channels;
@@ -289,8 +297,7 @@ int LayerNormBackward(int nparam, void **params, int *ndims, int64_t **shapes, c
   float *dx = static_cast<float *>(params[4]);
   float *dgamma = static_cast<float *>(params[5]);
   float *dbeta = static_cast<float *>(params[6]);
-  const int64_t channels = shapes[0][ndims[0] - 1];
-  const int64_t rows = NumElements(ndims[0], shapes[0]) / channels;
+  const auto [rows, channels] = AsRows(ndims[0], shapes[0]);
   std::vector<float> partial(static_cast<size_t>(NumThreads()) * 2 * channels, 0.0f);  // dgamma, dbeta per chunk
   const int chunks = ParallelFor(rows, kElementsPerChunk / channels, [&](int chunk, int64_t begin, int64_t end) {
     float *acc_gamma = partial.data() + static_cast<size_t>(chunk) * 2 * channels;
@@ -319,15 +326,9 @@ int LayerNormBackward(int nparam, void **params, int *ndims, int64_t **shapes, c
       }
     }
   });
-  for (int64_t c = 0; c < channels; ++c) {
-    float sum_gamma = 0.0f, sum_beta = 0.0f;
-    for (int t = 0; t < chunks; ++t) {
-      sum_gamma += partial[static_cast<size_t>(t) * 2 * channels + c];
-      sum_beta += partial[static_cast<size_t>(t) * 2 * channels + channels + c];
-    }
-    dgamma[c] = sum_gamma;
-    dbeta[c] = sum_beta;
-  }
+  const std::vector<float> sums = SumChunks(partial, chunks, 2 * channels);
+  std::copy(sums.begin(), sums.begin() + channels, dgamma);
+  std::copy(sums.begin() + channels, sums.end(), dbeta);
   return 0;
 }
 
@@ -337,8 +338,7 @@ int BiasAddForward(int nparam, void **params, int *ndims, int64_t **shapes, cons
   const float *x = static_cast<const float *>(params[0]);
   const float *bias = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
-  const int64_t channels = shapes[0][ndims[0] - 1];
-  const int64_t rows = NumElements(ndims[0], shapes[0]) / channels;
+  const auto [rows, channels] = AsRows(ndims[0], shapes[0]);
   ParallelFor(rows, kElementsPerChunk / channels, [=](int, int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
 #pragma omp simd
@@ -353,8 +353,7 @@ int BiasAddBackward(int nparam, void **params, int *ndims, int64_t **shapes, con
                     void *extra) {
   const float *dy = static_cast<const float *>(params[0]);
   float *dbias = static_cast<float *>(params[1]);
-  const int64_t channels = shapes[0][ndims[0] - 1];
-  const int64_t rows = NumElements(ndims[0], shapes[0]) / channels;
+  const auto [rows, channels] = AsRows(ndims[0], shapes[0]);
   std::vector<float> partial(static_cast<size_t>(NumThreads()) * channels, 0.0f);
   const int chunks = ParallelFor(rows, kElementsPerChunk / channels, [&](int chunk, int64_t begin, int64_t end) {
     float *acc = partial.data() + static_cast<size_t>(chunk) * channels;
@@ -363,11 +362,8 @@ int BiasAddBackward(int nparam, void **params, int *ndims, int64_t **shapes, con
       for (int64_t c = 0; c < channels; ++c) acc[c] += dy[row * channels + c];
     }
   });
-  for (int64_t c = 0; c < channels; ++c) {
-    float sum = 0.0f;
-    for (int t = 0; t < chunks; ++t) sum += partial[static_cast<size_t>(t) * channels + c];
-    dbias[c] = sum;
-  }
+  const std::vector<float> sums = SumChunks(partial, chunks, channels);
+  std::copy(sums.begin(), sums.end(), dbias);
   return 0;
 }
 
