@@ -1,3 +1,4 @@
+import gc
 import os
 
 import pytest
@@ -30,3 +31,11 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 def pytest_configure(config):
     os.environ.setdefault("GLOG_v", "3")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_graphs():
+    """One pytest process compiles hundreds of graphs; MindSpore keeps each one's runtime memory until asked."""
+    yield
+    gc.collect()
+    ms.ms_memory_recycle()

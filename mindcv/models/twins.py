@@ -296,12 +296,12 @@ class Mlp(nn.Cell):
         self.fc1 = Linear(dim, hidden_dim)
         self.fc2 = Linear(hidden_dim, dim)
         self.drop = _dropout(drop)
-        self.fused_bias_gelu = bias_gelu_op() if fused_kernels_available() else None
+        self.fused = bias_gelu_op() if fused_kernels_available() else None
 
     def hidden(self, x):
         """gelu(fc1(x)), exact (erf) GELU as the reference."""
-        if self.fused_bias_gelu is not None and x.dtype == mstype.float32:
-            hidden = self.fused_bias_gelu(self.fc1.rows_without_bias(x), self.fc1.bias)
+        if self.fused is not None and x.dtype == mstype.float32:
+            hidden = self.fused(self.fc1.rows_without_bias(x), self.fc1.bias)
             return hidden.reshape(x.shape[:-1] + (-1,))
         # nn.GELU(approximate=False) computes the same with a slower Div.
         x = self.fc1(x)

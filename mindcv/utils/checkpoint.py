@@ -105,7 +105,8 @@ class CheckpointManager:
         self.kept = self._existing()
 
     def _remove_partial_writes(self):
-        for path in glob.glob(os.path.join(self.folder, ".tmp-*.ckpt")):
+        # MindSpore writes our temp file through its own ".tmp-*.tmp" sibling: a kill can leave either.
+        for path in glob.glob(os.path.join(self.folder, ".tmp-*")):
             _logger.warning("Removing %s, left by a run killed while saving a checkpoint.", path)
             os.remove(path)
 

@@ -15,6 +15,7 @@ from ..data import create_transforms
 from ..data.image_check import image_problem
 from ..models import create_model, get_pretrained_cfg
 from ..models.helpers import load_checkpoint_into
+from ..models.layers.cpu_kernels import without_fused_kernels
 from ..models.twins import Mlp
 from .checkpoint import read_checkpoint
 from .errors import UnknownNameError
@@ -222,7 +223,7 @@ def export_model(model, file_format, image_size, batch_size=1, output=""):
                          "@ _ - . : / \\")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     example = ms.Tensor(np.zeros((batch_size, 3, height, width), np.float32))
-    with _erf_free(model) if file_format == "ONNX" else contextlib.nullcontext():
+    with without_fused_kernels(model), _erf_free(model) if file_format == "ONNX" else contextlib.nullcontext():
         ms.export(model, example, file_name=path, file_format=file_format)
     return path
 

@@ -200,8 +200,8 @@ def test_model_is_the_same_with_and_without_fused_kernels(fresh_library, monkeyp
     monkeypatch.setenv(cpu_kernels.SWITCH_ENV, "0")
     cpu_kernels.library_path.cache_clear()
     plain_model = create_model("svt_small", num_classes=10, checkpoint_path=str(checkpoint))
-    assert fused_model.blocks[0][0].mlp.fused_bias_gelu is not None
-    assert plain_model.blocks[0][0].mlp.fused_bias_gelu is None
+    assert fused_model.blocks[0][0].mlp.fused is not None
+    assert plain_model.blocks[0][0].mlp.fused is None
     images = ms.Tensor(np.random.default_rng(2).standard_normal((2, 3, 72, 104)).astype(np.float32))
     for model in (fused_model, plain_model):
         model.set_train(False)

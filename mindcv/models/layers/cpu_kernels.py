@@ -8,6 +8,7 @@ compiled with the system C++ compiler on first use into ``$MINDCV_KERNEL_CACHE``
 ``~/.cache/mindcv/kernels``), keyed by the source, the flags and the CPU. Set ``MINDCV_FUSED_KERNELS=0`` to
 use MindSpore's own operators instead; without a compiler that happens automatically, with a warning.
 """
+import contextlib
 import functools
 import hashlib
 import logging
@@ -16,6 +17,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 
 from mindspore import context, ops
 
@@ -80,6 +82,25 @@ def library_path():
 def fused_kernels_available():
     """True when running on CPU with the kernel library built."""
     return context.get_context("device_target") == "CPU" and library_path() is not None
+
+
+@contextlib.contextmanager
+def without_fused_kernels(model):
+    """``model`` computing with MindSpore's own operators only, restored on exit: for export, since a graph with
+    custom operators needs this machine's kernel library. Cells hold their fused operator as ``fused``."""
+    cells = [cell for _, cell in model.cells_and_names() if getattr(cell, "fused", None) is not None]
+    fused = [cell.fused for cell in cells]
+    created = model.create_time
+    for cell in cells:
+        cell.fused = None
+    # GRAPH mode caches compiled graphs under the cell's creation time: a new one compiles the plain graph.
+    object.__setattr__(model, "_create_time", time.time_ns())
+    try:
+        yield model
+    finally:
+        for cell, op in zip(cells, fused):
+            cell.fused = op
+        object.__setattr__(model, "_create_time", created)
 
 
 def _custom(name, out_shape, out_dtype, bprop=None):
