@@ -6,6 +6,7 @@ import os
 import tempfile
 
 import mindspore as ms
+from mindspore.train import serialization as _ms_serialization
 
 from .errors import CheckpointError
 
@@ -50,6 +51,28 @@ def save_train_state(path, train_step, epoch, global_step, config, metric=None):
     meta = {"epoch": int(epoch), "steps_done": int(global_step), "config": json.dumps(config, default=list),
             "metric": float(-1 if metric is None else metric)}
     _write_atomic(lambda tmp: ms.save_checkpoint(train_step, tmp, append_dict=meta, crc_check=True), path)
+
+
+def _linux_mem_available():
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _count_page_cache_as_available(free_memory):
+    """MindSpore 2.10 refuses a checkpoint larger than the *free* memory (SC_AVPHYS_PAGES), which leaves out the
+    reclaimable page cache: after large file reads a 400 MB checkpoint fails with gigabytes available. Its check
+    reads Linux's MemAvailable instead, for every checkpoint this process loads."""
+    return lambda: _linux_mem_available() or free_memory()
+
+
+if hasattr(_ms_serialization, "_get_available_memory"):
+    _ms_serialization._get_available_memory = _count_page_cache_as_available(_ms_serialization._get_available_memory)
 
 
 def read_checkpoint(path):
