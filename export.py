@@ -1,31 +1,10 @@
 """Export a model for deployment: python export.py --model svt_small --ckpt_path CKPT --format MINDIR|ONNX|AIR"""
-import argparse
 import sys
 
-from mindcv.utils.cli import run_cli
-from mindcv.utils.distributed import init_context
-from mindcv.utils.inference import (
-    EXPORT_FORMATS,
-    add_weights_arguments,
-    check_export_format,
-    check_image_size,
-    create_inference_model,
-    export_model,
-)
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description="Export a MindCV-Twins model to MINDIR, ONNX or AIR.")
-    add_weights_arguments(parser)
-    parser.add_argument("--format", default="MINDIR", help=f"one of {', '.join(EXPORT_FORMATS)} (AIR: Ascend only)")
-    parser.add_argument("--image_size", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"),
-                        help="input size (default: the model's input size)")
-    parser.add_argument("--batch_size", type=int, default=1, help="the exported graph's fixed batch size")
-    parser.add_argument("--output", default="",
-                        help="file path, extension optional (default: <model>_<H>x<W>_bs<B>.<format extension>)")
-    parser.add_argument("--device_target", choices=("auto", "CPU", "GPU", "Ascend"), default="auto")
-    parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
-    return parser.parse_args()
+from mindcv.cli import parse_export_args, run_cli
+from mindcv.deploy.export import check_export_format, export_model
+from mindcv.deploy.inference import check_image_size, create_inference_model
+from mindcv.engine import init_context
 
 
 def main(args):
@@ -40,4 +19,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, parse_args))
+    sys.exit(run_cli(main, parse_export_args))

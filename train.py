@@ -7,17 +7,14 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from mindcv.cli import call_with_options, options_for, parse_args, run_cli
 from mindcv.data import source_of
-from mindcv.utils.checkpoint import CheckpointManager, find_latest_checkpoint, load_train_state
-from mindcv.utils.cli import run_cli
-from mindcv.utils.config import parse_args
-from mindcv.utils.distributed import all_reduce_mean, init_context
-from mindcv.utils.evaluation import evaluate
-from mindcv.utils.inference import write_class_names
-from mindcv.utils.logger import EpochLog, setup_logging
-from mindcv.utils.recipe import (build_dataset, build_eval_loader, build_model, build_train_loader, build_train_step,
-                                 count_train_steps, prepare_output_dir)
-from mindcv.utils.train_step import swap_ema_weights
+from mindcv.deploy.inference import write_class_names
+from mindcv.engine import (CheckpointManager, EpochLog, all_reduce_mean, build_dataset, build_eval_loader, build_model,
+                           build_train_loader, build_train_step, count_train_steps, evaluate, init_context,
+                           load_train_state, prepare_output_dir, resume_candidates, restore_train_state,
+                           swap_ema_weights)
+from mindcv.foundation import CheckpointError, NonFiniteLossError, read_checkpoint, setup_logging
 
 _logger = logging.getLogger("train")
 
@@ -25,12 +22,20 @@ _logger = logging.getLogger("train")
 def resume_point(args, train_step):
     """(epoch, global step) to continue from: the newest valid checkpoint with auto_resume, or ckpt_path with
     resume_opt; (0, 0) for a fresh start."""
-    path = find_latest_checkpoint(args.ckpt_save_dir, f"{args.model}-*.ckpt") if args.auto_resume else None
-    if path is None and args.ckpt_path and args.resume_opt:
-        path = args.ckpt_path
-    if path is None:
-        return 0, 0
-    epoch, global_step, _ = load_train_state(path, train_step)
+    if args.auto_resume:
+        for path in resume_candidates(args.ckpt_save_dir, f"{args.model}-*.ckpt"):
+            try:
+                params = read_checkpoint(path)
+            except CheckpointError as err:
+                _logger.warning("Skipping %s", err)
+                continue
+            return _resumed(path, *restore_train_state(params, path, train_step))
+    if args.ckpt_path and args.resume_opt:
+        return _resumed(args.ckpt_path, *load_train_state(args.ckpt_path, train_step))
+    return 0, 0
+
+
+def _resumed(path, epoch, global_step, _metric):
     _logger.info("Resumed from %s: epoch %d done, global step %d.", path, epoch, global_step)
     return epoch, global_step
 
@@ -53,7 +58,7 @@ def train_one_epoch(args, train_step, loader, lr, epoch, global_step, show_progr
             skipped += 1  # the update was not applied; the loss scale adapts
             continue
         if not np.isfinite(loss):
-            raise FloatingPointError(
+            raise NonFiniteLossError(
                 f"Loss is {loss} at epoch {epoch}, step {step}; stopped without saving this state (the last good "
                 f"checkpoint is in {args.ckpt_save_dir}). Lower the lr, enable --clip_grad True, or use "
                 "--loss_scale_type dynamic.")
@@ -65,7 +70,7 @@ def train_one_epoch(args, train_step, loader, lr, epoch, global_step, show_progr
 
 
 def validate(args, model, train_step, val_set, loss_fn, show_progress):
-    loader = build_eval_loader(args, val_set)
+    loader = call_with_options(build_eval_loader, args, val_set)
     if not args.ema:
         return evaluate(model, loader, loss_fn, progress=show_progress)
     with swap_ema_weights(train_step):
@@ -81,13 +86,14 @@ def main(args):
     setup_logging(os.path.join(args.ckpt_save_dir, "train.log") if is_main else None,
                   logging.INFO if is_main else logging.WARNING)
 
-    train_set = build_dataset(args, args.train_split, args.shuffle, rank_id, device_num)
-    val_set = build_dataset(args, args.val_split) if args.val_while_train else None
+    train_set = call_with_options(build_dataset, args, args.train_split, rank_id=rank_id, device_num=device_num)
+    val_set = call_with_options(build_dataset, args, args.val_split, shuffle=False) if args.val_while_train else None
     if is_main and source_of(train_set).classes:
         write_class_names(args.ckpt_save_dir, source_of(train_set).classes)  # infer.py labels predictions with it
-    model = build_model(args, checkpoint_path="" if args.resume_opt else args.ckpt_path)
-    steps_per_epoch = count_train_steps(args, train_set)
-    train_step, loss_fn, lr = build_train_step(args, model, steps_per_epoch)
+    model = call_with_options(build_model, args, checkpoint_path="" if args.resume_opt else args.ckpt_path)
+    loader_options = options_for(build_train_loader, args)
+    steps_per_epoch = count_train_steps(train_set, **loader_options)
+    train_step, loss_fn, lr = call_with_options(build_train_step, args, model, steps_per_epoch)
     start_epoch, global_step = resume_point(args, train_step)
 
     if is_main:
@@ -96,7 +102,7 @@ def main(args):
     _logger.info("Training %s on %d device(s), %d steps per epoch, epochs %d to %d.", args.model, device_num,
                  steps_per_epoch, start_epoch + 1, args.epoch_size)
     for epoch in range(start_epoch + 1, args.epoch_size + 1):
-        loader = build_train_loader(args, train_set, epoch)
+        loader = build_train_loader(train_set, epoch, **loader_options)
         loss, steps, skipped, seconds = train_one_epoch(args, train_step, loader, lr, epoch, global_step, is_main)
         loss = float(all_reduce_mean([loss], device_num)[0])
         global_step += steps

@@ -1,20 +1,20 @@
 """Evaluate a checkpoint: python validate.py -c configs/twins/svt_s_gpu.yaml --data_dir DATA --ckpt_path CKPT"""
 import sys
 
+from mindcv.cli import call_with_options, parse_args, run_cli
+from mindcv.engine import build_dataset, build_eval_loader, build_model, evaluate, init_context
+from mindcv.foundation import InvalidValueError
 from mindcv.loss import create_loss
-from mindcv.utils.cli import run_cli
-from mindcv.utils.config import parse_args
-from mindcv.utils.distributed import init_context
-from mindcv.utils.evaluation import evaluate
-from mindcv.utils.recipe import build_dataset, build_eval_loader, build_model
 
 
 def main(args):
     init_context(args.mode, args.device_target)
     if not args.ckpt_path and not args.pretrained:
-        raise ValueError("validate.py needs --ckpt_path CKPT or --pretrained True.")
-    model = build_model(args, checkpoint_path=args.ckpt_path, ema=args.ema and bool(args.ckpt_path))
-    loader = build_eval_loader(args, build_dataset(args, args.val_split))
+        raise InvalidValueError("validate.py needs --ckpt_path CKPT or --pretrained True.")
+    model = call_with_options(build_model, args, checkpoint_path=args.ckpt_path,
+                              ema=args.ema and bool(args.ckpt_path))
+    val_set = call_with_options(build_dataset, args, args.val_split, shuffle=False)
+    loader = call_with_options(build_eval_loader, args, val_set)
     metrics = evaluate(model, loader, create_loss(args.loss), desc=f"validate {args.model}")
     print(f"Top_1_Accuracy: {metrics['top1']:.4f}  Top_5_Accuracy: {metrics['top5']:.4f}  "
           f"Loss: {metrics['loss']:.4f}  ({metrics['samples']} images, {args.data_dir}/{args.val_split})")

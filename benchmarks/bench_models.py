@@ -31,7 +31,7 @@ MATMUL_SIZE = 4096
 def recipe_args(variant, dtype):
     """train.py's arguments for ``variant``: the official recipe (AdamW, weight decay filter, clipping,
     drop path), single device, no loss scaling in fp32/bf16 (lower precision is applied to the model itself)."""
-    from mindcv.utils.config import parse_args
+    from mindcv.cli.config import parse_args
 
     scale = ["--loss_scale_type", "fixed", "--loss_scale", "1024" if dtype == "fp16" else "1"]
     return parse_args(["-c", RECIPES[variant], "--distribute", "False", "--amp_level", "O0"] + scale)
@@ -75,7 +75,8 @@ def measure_ours(spec):
     from mindspore.device_context.cpu.op_tuning import threads_num
 
     from mindcv.models import create_model
-    from mindcv.utils.recipe import build_train_step
+    from mindcv.cli import call_with_options
+    from mindcv.engine import build_train_step
 
     ms.set_device("CPU")
     ms.set_context(mode=ms.GRAPH_MODE if spec["impl"] == "ours-graph" else ms.PYNATIVE_MODE)
@@ -96,7 +97,7 @@ def measure_ours(spec):
         def call():
             model(images).asnumpy()
     else:
-        step, _, _ = build_train_step(args, model, steps_per_epoch=1000)
+        step, _, _ = call_with_options(build_train_step, args, model, 1000)
         step.set_train(True)
 
         def call():

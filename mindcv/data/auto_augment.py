@@ -15,7 +15,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 import mindspore.dataset.vision as vision
 
-from ..utils.errors import UnknownNameError
+from ..foundation.errors import InvalidValueError, UnknownNameError
 from .seeded_transform import SeededTransform
 
 LEVEL_MAX = 10.0  # magnitudes run from 0 to 10, as in timm
@@ -336,7 +336,8 @@ def _parse_options(config, options, accepted):
         match = re.fullmatch(r"([a-z]+)(\d+(?:\.\d*)?)", token)
         if not match or match.group(1) not in accepted:
             listed = ", ".join(f"{key}<{meaning}>" for key, meaning in accepted.items()) or "no options"
-            raise ValueError(f"Unknown option '{token}' in auto_augment '{config}'; this policy takes: {listed}.")
+            raise InvalidValueError(f"Unknown option '{token}' in auto_augment '{config}'; this policy takes: "
+                                    f"{listed}.")
         parsed[match.group(1)] = float(match.group(2))
     return parsed
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import mindspore as ms
 import mindspore.dataset as ds
 
-from ..utils.download import download_url
-from ..utils.errors import DownloadError, UnknownNameError
+from ..foundation.download import download_url
+from ..foundation.errors import DownloadError, InvalidValueError, MissingPathError, UnknownNameError
 from .image_folder import EncodedImageSource, scan_image_folder
 from .sampler import ShardSampler
 
@@ -58,7 +58,7 @@ def _image_folder(root, split, sampler_args, workers, download):
                             f"at {root}/{split}/<class>/<image> and call again with download=False.")
     split_dir = os.path.join(root, split)
     if not os.path.isdir(split_dir):
-        raise FileNotFoundError(f"Split folder does not exist: {split_dir} (expected {root}/{split}/<class>/<image>)")
+        raise MissingPathError(f"Split folder does not exist: {split_dir} (expected {root}/{split}/<class>/<image>)")
     classes, paths, labels = scan_image_folder(split_dir)
     sampler = ShardSampler(len(labels), **sampler_args)
     dataset = ds.GeneratorDataset(EncodedImageSource(split_dir, paths, labels), ["image", "label"], sampler=sampler,
@@ -115,8 +115,8 @@ class _BinaryDataset:
             self.download(root)
         missing, data_dir = self.missing_files(root, usage), self.data_dir(root)
         if missing:
-            raise FileNotFoundError(f"{self.name} files missing in {data_dir}: {', '.join(missing)} (expected "
-                                    f"{self.layout(root)}; download=True fetches them)")
+            raise MissingPathError(f"{self.name} files missing in {data_dir}: {', '.join(missing)} (expected "
+                                   f"{self.layout(root)}; download=True fetches them)")
         size = self.reader(data_dir, usage=usage).get_dataset_size()
         sampler = ShardSampler(size, **sampler_args)
         dataset = self.reader(data_dir, usage=usage, sampler=sampler, num_parallel_workers=workers)
@@ -161,11 +161,11 @@ def create_dataset(name="", root=None, split="train", shuffle=True, num_samples=
     if name not in DATASETS:
         raise UnknownNameError("dataset", name, DATASETS)
     if root is None:
-        raise ValueError("create_dataset needs root, the folder holding the dataset.")
+        raise InvalidValueError("create_dataset needs root, the folder holding the dataset.")
     if not download and not os.path.isdir(root):
-        raise FileNotFoundError(f"Dataset root does not exist: {root}")
+        raise MissingPathError(f"Dataset root does not exist: {root}")
     if (num_shards is None) != (shard_id is None):
-        raise ValueError(f"Pass num_shards and shard_id together (got {num_shards} and {shard_id}).")
+        raise InvalidValueError(f"Pass num_shards and shard_id together (got {num_shards} and {shard_id}).")
     sampler_args = dict(num_shards=num_shards or 1, shard_id=shard_id or 0, shuffle=shuffle, num_samples=num_samples,
                         num_repeats=num_aug_repeats or 1, seed=shared_seed(seed))
     dataset, sampler, classes = DATASETS[name](root, split, sampler_args, resolve_workers(num_parallel_workers),

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..foundation.errors import InvalidValueError
 from .image_check import image_problem
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")  # what MindSpore's Decode reads
@@ -34,13 +35,13 @@ def scan_image_folder(split_dir, check_workers=16):
     """
     classes = _class_folders(split_dir)
     if not classes:
-        raise ValueError(f"No class folders in {split_dir}: expected {split_dir}/<class>/<image>.")
+        raise InvalidValueError(f"No class folders in {split_dir}: expected {split_dir}/<class>/<image>.")
     paths, labels = [], []
     for label, name in enumerate(classes):
         images = _image_names(os.path.join(split_dir, name))
         if not images:
-            raise ValueError(f"Class folder has no images ({', '.join(IMAGE_EXTENSIONS)}): "
-                             f"{os.path.join(split_dir, name)}")
+            raise InvalidValueError(f"Class folder has no images ({', '.join(IMAGE_EXTENSIONS)}): "
+                                    f"{os.path.join(split_dir, name)}")
         paths += [os.path.join(name, image) for image in images]
         labels += [label] * len(images)
 
@@ -52,7 +53,7 @@ def scan_image_folder(split_dir, check_workers=16):
         kept = [i for i, problem in enumerate(problems) if not problem]
         paths, labels = [paths[i] for i in kept], [labels[i] for i in kept]
     if not paths:
-        raise ValueError(f"No decodable images under {split_dir}.")
+        raise InvalidValueError(f"No decodable images under {split_dir}.")
     return classes, paths, labels
 
 

@@ -6,6 +6,7 @@ import mindspore as ms
 import mindspore.dataset as ds
 from mindspore.dataset import transforms
 
+from ..foundation.errors import InvalidValueError
 from .dataset_factory import resolve_workers, shared_seed, source_of
 from .mixup import Mixup
 from .seeded_transform import SeededTransform
@@ -57,8 +58,8 @@ def create_loader(dataset, batch_size, drop_remainder=False, is_training=False, 
     shard id to it, so ranks augment differently. In training, every rank is trimmed to the smallest shard.
     """
     if separate:
-        raise ValueError("separate=True (AugMix JSD splits) is not supported: it needs a JSD loss, which "
-                         "create_loss does not provide.")
+        raise InvalidValueError("separate=True (AugMix JSD splits) is not supported: it needs a JSD loss, which "
+                                "create_loss does not provide.")
     workers = resolve_workers(num_parallel_workers)
     source = source_of(dataset)
     sampler = source.sampler if source else None

@@ -1,13 +1,15 @@
 """Mixup and CutMix over a batch, producing soft targets (timm's batch mode)."""
 import numpy as np
 
+from ..foundation.errors import InvalidValueError
+
 
 def one_hot(labels, num_classes, smoothing=0.0):
     """Smoothed one-hot targets: ``1 - smoothing + smoothing / C`` on the label, ``smoothing / C`` elsewhere."""
     labels = np.asarray(labels).reshape(-1)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"Label {labels.max() if labels.max() >= num_classes else labels.min()} is outside "
-                         f"num_classes={num_classes}.")
+        raise InvalidValueError(f"Label {labels.max() if labels.max() >= num_classes else labels.min()} is outside "
+                                f"num_classes={num_classes}.")
     off = smoothing / num_classes
     targets = np.full((labels.size, num_classes), off, np.float32)
     targets[np.arange(labels.size), labels] = 1.0 - smoothing + off

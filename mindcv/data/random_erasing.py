@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from ..foundation.errors import InvalidValueError
 from .seeded_transform import SeededTransform
 
 
@@ -18,7 +19,7 @@ class RandomErasing(SeededTransform):
 
     def __init__(self, prob=0.5, scale=(0.02, 1 / 3), ratio=(0.3, 3.3), value=0, max_attempts=10):
         if isinstance(value, str) and value != "random":
-            raise ValueError(f"re_value must be a number, one number per channel or 'random', got '{value}'.")
+            raise InvalidValueError(f"re_value must be a number, one number per channel or 'random', got '{value}'.")
         self.prob, self.scale, self.max_attempts = prob, tuple(scale), max_attempts
         self.log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
         self.value = value

@@ -3,6 +3,8 @@ import numpy as np
 
 import mindspore.dataset as ds
 
+from ..foundation.errors import InvalidValueError
+
 
 class ShardSampler(ds.Sampler):
     """One rank's indices for one epoch.
@@ -19,11 +21,12 @@ class ShardSampler(ds.Sampler):
 
     def __init__(self, size, num_shards=1, shard_id=0, shuffle=True, num_samples=None, num_repeats=1, seed=0):
         if num_shards < 1 or not 0 <= shard_id < num_shards:
-            raise ValueError(f"shard_id must lie in [0, num_shards); got shard_id={shard_id}, num_shards={num_shards}.")
+            raise InvalidValueError(f"shard_id must lie in [0, num_shards); got shard_id={shard_id}, "
+                                    f"num_shards={num_shards}.")
         if num_repeats < 1:
-            raise ValueError(f"num_aug_repeats must be at least 1 when given, got {num_repeats}.")
+            raise InvalidValueError(f"num_aug_repeats must be at least 1 when given, got {num_repeats}.")
         if num_samples is not None and num_samples < 1:
-            raise ValueError(f"num_samples must be positive, got {num_samples}.")
+            raise InvalidValueError(f"num_samples must be positive, got {num_samples}.")
         self.size = size
         self.num_shards = num_shards
         self.shard_id = shard_id

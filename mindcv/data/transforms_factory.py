@@ -5,7 +5,7 @@ import math
 import mindspore.dataset.vision as vision
 from mindspore.dataset.vision import Inter
 
-from ..utils.errors import UnknownNameError
+from ..foundation.errors import InvalidValueError, UnknownNameError
 from .auto_augment import auto_augment_transform
 from .random_erasing import RandomErasing
 
@@ -88,7 +88,7 @@ def transforms_imagenet_eval(image_resize=224, crop_pct=0.875, interpolation="bi
     Decoding and resizing run in Pillow, so the pixels are those of timm's evaluation for every interpolation.
     """
     if not 0 < crop_pct <= 1:
-        raise ValueError(f"crop_pct must lie in (0, 1], got {crop_pct}.")
+        raise InvalidValueError(f"crop_pct must lie in (0, 1], got {crop_pct}.")
     height, width = _size(image_resize)
     scaled = (math.floor(height / crop_pct), math.floor(width / crop_pct))
     resize_to = scaled[0] if height == width else scaled
@@ -122,14 +122,14 @@ def _imagenet(image_resize, is_training, auto_augment, separate, **kwargs):
     if is_training:
         return transforms_imagenet_train(image_resize, auto_augment=auto_augment, separate=separate, **kwargs)
     if separate:
-        raise ValueError("separate=True splits training transforms; evaluation transforms are one list.")
+        raise InvalidValueError("separate=True splits training transforms; evaluation transforms are one list.")
     return transforms_imagenet_eval(image_resize, **kwargs)
 
 
 def _decoded(family):
     def build(image_resize, is_training, auto_augment, separate, **kwargs):
         if auto_augment or separate:
-            raise ValueError(f"{family.__name__} supports neither auto_augment nor separate.")
+            raise InvalidValueError(f"{family.__name__} supports neither auto_augment nor separate.")
         return family(image_resize, is_training, **kwargs)
     return build
 

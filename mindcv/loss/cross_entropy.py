@@ -2,6 +2,8 @@
 from mindspore import Tensor, nn, ops
 from mindspore import dtype as mstype
 
+from ..foundation.errors import InvalidValueError
+
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -14,9 +16,9 @@ class _AuxiliaryLoss(nn.Cell):
     def __init__(self, label_smoothing=0.0, aux_factor=0.0, reduction="mean", weight=None):
         super().__init__()
         if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got '{reduction}'.")
+            raise InvalidValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got '{reduction}'.")
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}.")
+            raise InvalidValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}.")
         self.label_smoothing = label_smoothing
         self.aux_factor = aux_factor
         self.reduction_name = reduction

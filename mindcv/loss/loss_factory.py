@@ -1,5 +1,5 @@
 """``create_loss``: the loss by name."""
-from ..utils.errors import UnknownNameError
+from ..foundation.errors import UnknownNameError
 from .cross_entropy import BinaryCrossEntropySmooth, CrossEntropySmooth
 
 LOSSES = {

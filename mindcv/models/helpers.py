@@ -6,9 +6,9 @@ import numpy as np
 
 import mindspore as ms
 
-from ..utils.checkpoint import read_checkpoint
-from ..utils.download import download_url
-from ..utils.errors import CheckpointError
+from ..foundation.checkpoint_io import read_checkpoint
+from ..foundation.download import download_url
+from ..foundation.errors import CheckpointError, InvalidValueError
 from .naming import to_mindcv_names
 
 __all__ = ["build_model_with_cfg", "load_checkpoint_into", "load_model_checkpoint", "load_pretrained"]
@@ -34,7 +34,8 @@ def load_pretrained(model, default_cfg=None):
     default_cfg = default_cfg or model.default_cfg
     url = default_cfg.get("url")
     if not url:
-        raise ValueError(f"No pretrained weights are published for {default_cfg.get('architecture', 'this model')}.")
+        architecture = default_cfg.get("architecture", "this model")
+        raise InvalidValueError(f"No pretrained weights are published for {architecture}.")
     path = download_url(url, sha256=default_cfg.get("sha256"))
     load_model_checkpoint(model, path)
 
@@ -55,8 +56,9 @@ def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto
     """Load ``param_dict`` (name -> Parameter/Tensor/array) into ``model``, strictly and by name.
 
     Accepts our names, the reference's (LayerNorm weight/bias) and the seed port's. Entries that are
-    training state of a model parameter (``<prefix>.<param name>``, e.g. optimizer moments) and
-    dot-free scalars (``global_step``) are ignored. With ``ema`` the ``ema.``-prefixed copy is loaded.
+    training state of a model parameter the checkpoint also holds (``<prefix>.<param name>`` beside
+    ``<param name>``, e.g. optimizer moments) and dot-free scalars (``global_step``) are ignored; with
+    ``auto_mapping`` a wrapper prefix (``backbone.head.weight``) is matched to the model's name. With ``ema`` the ``ema.``-prefixed copy is loaded.
     A classifier of another size is left initialised with a warning; a first conv with other input
     channels is adapted. Anything else missing, unexpected or of another shape raises CheckpointError.
     """
@@ -94,13 +96,20 @@ def _model_state(param_dict, expected, auto_mapping):
     for key, value in param_dict.items():
         if key in expected:
             state[key] = value
-        elif "." not in key or key.split(".", 1)[1] in expected:
+        elif "." not in key or _is_state_of_a_present_parameter(key, param_dict, expected):
             continue
         elif auto_mapping and (target := _unique_suffix_match(key, expected)):
             state[target] = value
         else:
             unexpected.append(key)
     return state, unexpected
+
+
+def _is_state_of_a_present_parameter(key, param_dict, expected):
+    """``<prefix>.<param name>`` where the checkpoint holds ``<param name>`` itself: a copy kept for training
+    (optimizer moments, EMA, accumulated gradients), not a weight under a wrapper's prefix."""
+    rest = key.split(".", 1)[1]
+    return rest in expected and rest in param_dict
 
 
 def _unique_suffix_match(key, expected):

@@ -1,4 +1,5 @@
 """``create_model``: a model from the registry, with pretrained or local weights."""
+from ..foundation.errors import InvalidValueError
 from .helpers import load_model_checkpoint
 from .registry import model_entrypoint
 
@@ -19,7 +20,7 @@ def create_model(model_name, num_classes=1000, pretrained=False, in_channels=3, 
         **kwargs: model options (``drop_rate``, ``drop_path_rate``, ``features_only``, ``out_indices``, ...).
     """
     if pretrained and checkpoint_path:
-        raise ValueError("Pass either pretrained=True or checkpoint_path, not both.")
+        raise InvalidValueError("Pass either pretrained=True or checkpoint_path, not both.")
     model = model_entrypoint(model_name)(pretrained=pretrained, num_classes=num_classes, in_channels=in_channels,
                                          **kwargs)
     if checkpoint_path:

@@ -3,7 +3,7 @@ import fnmatch
 import sys
 from collections import defaultdict
 
-from ..utils.errors import UnknownNameError
+from ..foundation.errors import UnknownNameError
 
 __all__ = [
     "get_pretrained_cfg",

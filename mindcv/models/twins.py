@@ -9,17 +9,16 @@ equals their stride (patch embeddings, GSA sub-sampling) run as one matmul over 
 from slices of their fused weight instead of slicing the fused activation; in fp32 on CPU, LayerNorm, bias
 adds, fc1's bias with the GELU, and the PEG depthwise conv run as fused kernels (``layers/cpu_kernels``).
 """
-import math
-import time
-
 import numpy as np
 
-from mindspore import Parameter, Tensor, nn, ops
+from mindspore import nn, ops
 from mindspore.common import dtype as mstype
-from mindspore.common.initializer import Normal, TruncatedNormal, initializer
 
+from ..foundation.errors import InvalidValueError
+from ..foundation.graph_cache import renew_graph_cache
+from ..kernels import fused_kernels_available, peg_op
 from .helpers import build_model_with_cfg
-from .layers.cpu_kernels import bias_add_op, bias_gelu_op, fused_kernels_available, layer_norm_op, peg_op
+from .layers import BiasAdd, DropPath, LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, conv_init, dropout, export_form
 from .registry import register_model, register_model_alias
 
 __all__ = ["Twins"]
@@ -77,119 +76,13 @@ default_cfgs = {
 }
 
 
-class BiasAdd(nn.Cell):
-    """``x + bias`` over the last axis of 2-D ``x``; fp32 runs the fused CPU kernel, whose bias gradient is far
-    cheaper than MindSpore's BiasAddGrad."""
-
-    def __init__(self):
-        super().__init__()
-        self.fused = bias_add_op() if fused_kernels_available() else None
-
-    def construct(self, x, bias):
-        bias = bias.astype(x.dtype)
-        if self.fused is not None and x.dtype == mstype.float32:
-            return self.fused(x, bias)
-        return ops.bias_add(x, bias)
-
-
-class Linear(nn.Dense):
-    """nn.Dense (parameters ``weight``, ``bias``) over the last axis of input of any rank."""
-
-    def __init__(self, in_features, out_features):
-        super().__init__(in_features, out_features, weight_init=TruncatedNormal(sigma=0.02), bias_init="zeros")
-        self.add_bias = BiasAdd()
-
-    def rows_without_bias(self, x):
-        """x @ weight.T as (tokens, out_features), the bias left for a fused consumer to add."""
-        return self.matmul(x.reshape(-1, x.shape[-1]), self.weight.astype(x.dtype))
-
-    def construct(self, x):
-        return self.add_bias(self.rows_without_bias(x), self.bias).reshape(x.shape[:-1] + (-1,))
-
-
-class LayerNorm(nn.LayerNorm):
-    """LayerNorm over the last axis (parameters ``gamma``, ``beta``); fp32 input runs the fused CPU kernel."""
-
-    def __init__(self, dim, eps):
-        super().__init__((dim,), begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
-        self.fused = layer_norm_op() if fused_kernels_available() else None
-        self.eps_tensor = Tensor([eps], mstype.float32)
-
-    def construct(self, x):
-        if self.fused is not None and x.dtype == mstype.float32:
-            return self.fused(x, self.gamma, self.beta, self.eps_tensor)
-        return super().construct(x)
-
-
-def _dropout(rate):
-    return nn.Dropout(p=rate) if rate > 0 else nn.Identity()
-
-
-def _conv_init(shape, groups=1):
-    """The reference's conv init: normal(0, sqrt(2 / fan_out)), fan_out = k*k*out_channels / groups."""
-    out_channels, _, kh, kw = shape
-    return initializer(Normal(sigma=math.sqrt(2.0 / (kh * kw * out_channels // groups))), shape)
-
-
-class DropPath(nn.Cell):
-    """Stochastic depth: drops the whole residual branch per sample while training."""
-
-    def __init__(self, drop_prob):
-        super().__init__()
-        self.drop_prob = drop_prob
-        self.dropout = nn.Dropout(p=drop_prob)
-
-    def construct(self, x):
-        if not self.training:
-            return x
-        mask = self.dropout(ops.ones((x.shape[0],) + (1,) * (x.ndim - 1), x.dtype))
-        return x * mask
-
-
-class PatchConv(nn.Cell):
-    """Conv2d with kernel == stride == ``patch_size`` on a channels-last grid, as one matmul over patches.
-
-    Holds the reference Conv2d's parameters (OIHW ``weight``, ``bias``) and gives its result, including
-    the floor on grids that are not a multiple of the patch size.
-    """
-
-    def __init__(self, in_channels, out_channels, patch_size):
-        super().__init__()
-        self.patch_size = patch_size
-        self.weight = Parameter(_conv_init((out_channels, in_channels, patch_size, patch_size)), name="weight")
-        self.bias = Parameter(initializer("zeros", (out_channels,)), name="bias")
-        self.matmul = ops.MatMul(transpose_b=True)
-        self.add_bias = BiasAdd()
-
-    def construct(self, x):
-        b, h, w, c = x.shape
-        p = self.patch_size
-        gh, gw = h // p, w // p
-        if gh * p != h or gw * p != w:
-            x = x[:, :gh * p, :gw * p, :]
-        patches = x.reshape(b, gh, p, gw, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * gh * gw, p * p * c)
-        weight = self.weight.astype(x.dtype).transpose(0, 2, 3, 1).reshape(self.weight.shape[0], p * p * c)
-        out = self.add_bias(self.matmul(patches, weight), self.bias)
-        return out.reshape(b, gh, gw, -1)
-
-
-class PatchEmbed(nn.Cell):
-    def __init__(self, in_channels, embed_dim, patch_size):
-        super().__init__()
-        self.proj = PatchConv(in_channels, embed_dim, patch_size)
-        self.norm = LayerNorm(embed_dim, eps=1e-5)
-
-    def construct(self, x):
-        return self.norm(self.proj(x))
-
-
 class PosConv(nn.Cell):
     """PEG: depthwise 3x3 conv on the token grid, added back as a residual."""
 
     def __init__(self, dim):
         super().__init__()
         conv = nn.Conv2d(dim, dim, 3, stride=1, pad_mode="pad", padding=1, group=dim, has_bias=True,
-                         weight_init=_conv_init((dim, 1, 3, 3), groups=dim), bias_init="zeros")
+                         weight_init=conv_init((dim, 1, 3, 3), groups=dim), bias_init="zeros")
         self.proj = nn.SequentialCell([conv])
         self.fused = peg_op() if fused_kernels_available() else None
 
@@ -205,13 +98,13 @@ class Attention(nn.Cell):
     def __init__(self, dim, num_heads, attn_drop, proj_drop):
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}.")
+            raise InvalidValueError(f"dim {dim} is not divisible by num_heads {num_heads}.")
         self.dim = dim
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
         self.proj = Linear(dim, dim)
-        self.attn_drop = _dropout(attn_drop)
-        self.proj_drop = _dropout(proj_drop)
+        self.attn_drop = dropout(attn_drop)
+        self.proj_drop = dropout(proj_drop)
         self.matmul = ops.MatMul(transpose_b=True)
         self.add_bias = BiasAdd()
         self.scores = ops.BatchMatMul(transpose_b=True)
@@ -290,27 +183,6 @@ class LocallyGroupedAttention(Attention):
         return self.output(out)
 
 
-class Mlp(nn.Cell):
-    def __init__(self, dim, hidden_dim, drop=0.0):
-        super().__init__()
-        self.fc1 = Linear(dim, hidden_dim)
-        self.fc2 = Linear(hidden_dim, dim)
-        self.drop = _dropout(drop)
-        self.fused = bias_gelu_op() if fused_kernels_available() else None
-
-    def hidden(self, x):
-        """gelu(fc1(x)), exact (erf) GELU as the reference."""
-        if self.fused is not None and x.dtype == mstype.float32:
-            hidden = self.fused(self.fc1.rows_without_bias(x), self.fc1.bias)
-            return hidden.reshape(x.shape[:-1] + (-1,))
-        # nn.GELU(approximate=False) computes the same with a slower Div.
-        x = self.fc1(x)
-        return 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
-
-    def construct(self, x):
-        return self.drop(self.fc2(self.drop(self.hidden(x))))
-
-
 class Block(nn.Cell):
     """Pre-norm transformer block with GSA (window_size 0) or LSA attention."""
 
@@ -345,7 +217,7 @@ class Twins(nn.Cell):
         super().__init__()
         num_stages = len(depths)
         if any(i not in range(num_stages) for i in out_indices):
-            raise ValueError(f"out_indices {tuple(out_indices)} must be stage indices in 0..{num_stages - 1}.")
+            raise InvalidValueError(f"out_indices {tuple(out_indices)} must be stage indices in 0..{num_stages - 1}.")
         self.num_classes = num_classes
         self.num_features = embed_dims[-1]
         self.features_only = features_only
@@ -356,7 +228,7 @@ class Twins(nn.Cell):
         in_dims = (in_channels,) + tuple(embed_dims[:-1])
         patch_sizes = (4,) + (2,) * (num_stages - 1)
         self.patch_embeds = nn.CellList([PatchEmbed(*args) for args in zip(in_dims, embed_dims, patch_sizes)])
-        self.pos_drops = nn.CellList([_dropout(pos_drop_rate) for _ in depths])
+        self.pos_drops = nn.CellList([dropout(pos_drop_rate) for _ in depths])
         drop_path_rates = iter(np.linspace(0, drop_path_rate, sum(depths)).tolist())
         self.blocks = nn.CellList([
             nn.CellList([
@@ -368,7 +240,7 @@ class Twins(nn.Cell):
         ])
         self.pos_block = nn.CellList([PosConv(dim) for dim in embed_dims])
         self.norm = LayerNorm(self.num_features, eps=1e-6)
-        self.head_drop = _dropout(drop_rate)
+        self.head_drop = dropout(drop_rate)
         self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def get_classifier(self):
@@ -377,13 +249,36 @@ class Twins(nn.Cell):
     def reset_classifier(self, num_classes):
         self.num_classes = num_classes
         self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        # GRAPH mode caches the compiled graph under the cell's creation time: renew it so the next call
-        # compiles the new head instead of running the old graph.
-        object.__setattr__(self, "_create_time", time.time_ns())
+        renew_graph_cache(self)  # the next call compiles the new head
 
     def no_weight_decay(self):
         """Parameter names the reference exempts from weight decay besides norms and biases: the PEG convs."""
         return {name for name, _ in self.pos_block.parameters_and_names("pos_block")}
+
+    def group_matcher(self, coarse=False):
+        """Layer groups for layer-wise lr decay, as timm's models declare them. Coarse: timm's dict of regexes,
+        one group per stage. Fine: a function from parameter name to its block's ``(stage, index)``, where a
+        stage's patch embedding and PEG train with the block that runs before them and the final norm and head
+        (``inf``) come last."""
+        if coarse:
+            return dict(stem=r"^patch_embeds\.0\.", blocks=[(r"^(?:blocks|patch_embeds|pos_block)\.(\d+)\.", None)])
+        depths = [len(stage) for stage in self.blocks]
+
+        def block_of(name):
+            kind, _, rest = name.partition(".")
+            index = rest.split(".", 2)
+            if kind == "blocks":
+                return int(index[0]), int(index[1])
+            if kind in ("patch_embeds", "pos_block"):
+                stage = int(index[0])
+                return (stage - 1, depths[stage - 1] - 1) if stage > 0 else (-1,)
+            return (float("inf"),)
+
+        return block_of
+
+    def export_form(self, file_format):
+        """Context manager: the model as ``file_format`` (MINDIR, ONNX, AIR) can hold it (see layers.export_form)."""
+        return export_form(self, file_format)
 
     def forward_stages(self, x):
         """Per-stage outputs as channels-last grids (B, H, W, C), from an NCHW image batch."""

@@ -13,6 +13,8 @@ from mindspore import dtype as mstype
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
+from ..foundation.errors import InvalidValueError
+
 
 class _GroupAwareOptimizer(nn.Optimizer):
     """Shared plumbing: loss-scale handling and mapping one update rule over every parameter."""
@@ -20,7 +22,7 @@ class _GroupAwareOptimizer(nn.Optimizer):
     def __init__(self, learning_rate, params, weight_decay, loss_scale):
         super().__init__(learning_rate, params, weight_decay)
         if loss_scale <= 0:
-            raise ValueError(f"loss_scale must be positive, got {loss_scale}.")
+            raise InvalidValueError(f"loss_scale must be positive, got {loss_scale}.")
         self.loss_scale = float(loss_scale)
         self.reciprocal_scale = Tensor(1.0 / self.loss_scale, mstype.float32)
         self.need_scale = self.loss_scale != 1.0

@@ -1,10 +1,8 @@
 """``create_optimizer``: MindCV's optimizer names on MindSpore's optimizers (hand-written where missing)."""
-import os
-
-import mindspore as ms
 from mindspore import nn
 
-from ..utils.errors import CheckpointError, UnknownNameError
+from ..foundation.checkpoint_io import read_checkpoint
+from ..foundation.errors import CheckpointError, InvalidValueError, UnknownNameError
 from .hand_written import AdamW, Lamb, Lion, NAdam
 from .param_groups import build_param_groups, decay_rule
 
@@ -81,7 +79,8 @@ def create_optimizer(model_or_params, opt="adam", lr=0.001, weight_decay=0, mome
     follows MindSpore's default (names with ``gamma``/``beta``, i.e. norms, are not decayed; biases are);
     ``'norm_and_bias'`` also exempts biases and every other 1-D parameter. When a Cell with
     ``no_weight_decay()`` is passed, those names are exempt too (except under ``'disable'``).
-    ``layer_decay`` < 1 scales each layer's lr by ``layer_decay**(depth from the head)``. ``loss_scale``: the
+    ``layer_decay`` < 1 scales each layer's lr by ``layer_decay**(depth from the head)``, with the layers the model
+    declares in ``group_matcher()``. ``loss_scale``: the
     fixed loss scale the gradients carry. ``schedule_decay``: NAdam's momentum schedule. ``checkpoint_path``:
     a checkpoint holding this optimizer's state (moments, step count) to resume from. Other keyword arguments
     (e.g. ``beta1``, ``beta2``) go to the optimizer itself.
@@ -92,16 +91,17 @@ def create_optimizer(model_or_params, opt="adam", lr=0.001, weight_decay=0, mome
     if isinstance(model_or_params, nn.Cell):
         params = model_or_params.trainable_params()
         no_weight_decay = model_or_params.no_weight_decay() if hasattr(model_or_params, "no_weight_decay") else ()
+        group_matcher = model_or_params.group_matcher() if hasattr(model_or_params, "group_matcher") else None
     else:
-        params, no_weight_decay = list(model_or_params), ()
+        params, no_weight_decay, group_matcher = list(model_or_params), (), None
     if not params:
-        raise ValueError("create_optimizer got no trainable parameters.")
+        raise InvalidValueError("create_optimizer got no trainable parameters.")
 
     decays = decay_rule(weight_decay_filter, no_weight_decay)
     if isinstance(params[0], dict):  # the caller's own MindSpore parameter groups: used as given
         groups = params
     else:
-        groups = build_param_groups(params, lr, weight_decay, decays, layer_decay)
+        groups = build_param_groups(params, lr, weight_decay, decays, layer_decay, group_matcher)
     hyper_params = dict(momentum=float(momentum), nesterov=nesterov, loss_scale=float(loss_scale), eps=eps,
                         schedule_decay=schedule_decay)
     optimizer = OPTIMIZERS[name](groups, lr, hyper_params, **kwargs)
@@ -119,9 +119,7 @@ def optimizer_state(optimizer):
 
 def restore_optimizer_state(optimizer, checkpoint_path):
     """Load ``optimizer``'s state from a checkpoint; every state tensor must be there with the right shape."""
-    if not os.path.isfile(checkpoint_path):
-        raise CheckpointError(f"Optimizer checkpoint not found: {checkpoint_path}")
-    saved = ms.load_checkpoint(checkpoint_path)
+    saved = read_checkpoint(checkpoint_path)
     state = optimizer_state(optimizer)
     missing = [name for name in state if name not in saved]
     if missing:

@@ -3,7 +3,7 @@ import re
 
 from mindspore import nn
 
-from ..utils.errors import UnknownNameError
+from ..foundation.errors import InvalidValueError, UnknownNameError
 
 
 def _leaf(param):
@@ -42,61 +42,56 @@ def decay_rule(weight_decay_filter, no_weight_decay=()):
     return lambda param: base(param) and not any(param.name == n or param.name.startswith(n + ".") for n in exempt)
 
 
-_NESTED_BLOCK = re.compile(r"^(?:blocks|layers|stages)\.(\d+)\.(\d+)\.")
-_FLAT_BLOCK = re.compile(r"^(?:blocks|layers)\.(\d+)\.")
-_PER_STAGE = re.compile(r"^\w+\.(\d+)\.")
-_HEAD_PREFIXES = ("norm", "fc_norm", "head", "classifier")
+def layer_ids(names, group_matcher):
+    """Layer index of every parameter name, from a model's ``group_matcher()`` (timm's protocol): either a dict
+    ``{"stem": regex, "blocks": regex or [(regex, suffix tuple or None), ...]}``, whose captured numbers order the
+    blocks, or a function from name to a sortable key. Groups are numbered in key order from 0 (the stem); names
+    that match nothing (the head) come last. Returns ({name: index}, last index)."""
+    key_of = group_matcher if callable(group_matcher) else _regex_keys(group_matcher)
+    keys = {name: tuple(float(part) for part in key_of(name)) for name in names}
+    order = {key: index for index, key in enumerate(sorted(set(keys.values())))}
+    return {name: order[key] for name, key in keys.items()}, len(order) - 1
 
 
-def layer_ids(names):
-    """Depth of every parameter: 0 for the stem, 1..L for blocks in execution order, L + 1 for the head.
+def _regex_keys(matcher):
+    """timm's dict matcher as a key function: (group ordinal, captured numbers..., suffix...)."""
+    compiled = []
+    for ordinal, spec in enumerate(matcher.values()):
+        for pattern, suffix in ([(spec, None)] if isinstance(spec, str) else spec):
+            compiled.append((re.compile(pattern), (ordinal,), tuple(suffix or ())))
 
-    Reads the usual names: ``blocks.<stage>.<i>`` (staged models such as Twins), ``blocks.<i>`` (flat ViTs);
-    other per-stage modules (``patch_embeds.<stage>``, ``pos_block.<stage>``) sit just before their stage's
-    first block; ``norm``/``head``/``classifier`` are the head; everything else is the stem.
-    """
-    nested = [tuple(map(int, m.groups())) for m in map(_NESTED_BLOCK.match, names) if m]
-    stage_depths = {}
-    for stage, index in nested:
-        stage_depths[stage] = max(stage_depths.get(stage, 0), index + 1)
-    offsets, total = {}, 0
-    for stage in sorted(stage_depths):
-        offsets[stage], total = total, total + stage_depths[stage]
-    flat_depth = 1 + max((int(m.group(1)) for m in map(_FLAT_BLOCK.match, names) if m), default=-1)
-    num_layers = total or flat_depth
+    def key_of(name):
+        for pattern, prefix, suffix in compiled:
+            match = pattern.match(name)
+            if match:
+                return prefix + tuple(int(g) for g in match.groups() if g is not None) + suffix
+        return (float("inf"),)
 
-    def layer_of(name):
-        if (m := _NESTED_BLOCK.match(name)) and offsets:
-            return offsets[int(m.group(1))] + int(m.group(2)) + 1
-        if (m := _FLAT_BLOCK.match(name)) and not offsets:
-            return int(m.group(1)) + 1
-        if name.split(".", 1)[0] in _HEAD_PREFIXES:
-            return num_layers + 1
-        if (m := _PER_STAGE.match(name)) and int(m.group(1)) in offsets:
-            return offsets[int(m.group(1))]
-        return 0
-
-    return {name: layer_of(name) for name in names}, num_layers
+    return key_of
 
 
 def _scaled(lr, scale):
     if scale == 1.0:
         return lr
     if isinstance(lr, nn.Cell):
-        raise ValueError("layer_decay needs lr as a number or a per-step list, not a LearningRateSchedule.")
+        raise InvalidValueError("layer_decay needs lr as a number or a per-step list, not a LearningRateSchedule.")
     if isinstance(lr, (int, float)):
         return lr * scale
     return [float(x) * scale for x in lr]
 
 
-def build_param_groups(params, lr, weight_decay, decays, layer_decay=1.0):
+def build_param_groups(params, lr, weight_decay, decays, layer_decay=1.0, group_matcher=None):
     """MindSpore parameter groups: one per (weight decay, lr scale), in the parameters' own order.
 
-    With ``layer_decay`` < 1 a parameter at depth ``d`` of ``L`` layers trains at ``lr * layer_decay**(L + 1 - d)``.
+    With ``layer_decay`` < 1 a parameter in layer ``i`` of ``group_matcher``'s layers ``0..n`` (the head is ``n``)
+    trains at ``lr * layer_decay**(n - i)``.
     """
     if layer_decay != 1.0:
-        depth, num_layers = layer_ids([p.name for p in params])
-        scales = [layer_decay ** (num_layers + 1 - depth[p.name]) for p in params]
+        if group_matcher is None:
+            raise InvalidValueError(f"layer_decay {layer_decay} needs the model itself (a Cell with group_matcher(), "
+                                    "as the Twins models have) to tell its layers; use layer_decay 1.0 otherwise.")
+        layer, last = layer_ids([p.name for p in params], group_matcher)
+        scales = [layer_decay ** (last - layer[p.name]) for p in params]
     else:
         scales = [1.0] * len(params)
     groups = {}

@@ -3,7 +3,7 @@ import bisect
 import logging
 import math
 
-from ..utils.errors import UnknownNameError
+from ..foundation.errors import InvalidValueError, UnknownNameError
 
 _logger = logging.getLogger(__name__)
 
@@ -119,11 +119,11 @@ def create_scheduler(steps_per_epoch, scheduler="constant", lr=0.01, min_lr=1e-6
     if scheduler not in SCHEDULERS:
         raise UnknownNameError("scheduler", scheduler, SCHEDULERS)
     if steps_per_epoch < 1 or num_epochs < 1:
-        raise ValueError(f"steps_per_epoch ({steps_per_epoch}) and num_epochs ({num_epochs}) must be positive.")
+        raise InvalidValueError(f"steps_per_epoch ({steps_per_epoch}) and num_epochs ({num_epochs}) must be positive.")
     if not 0 <= warmup_epochs <= num_epochs:
-        raise ValueError(f"warmup_epochs ({warmup_epochs}) must lie between 0 and num_epochs ({num_epochs}).")
+        raise InvalidValueError(f"warmup_epochs ({warmup_epochs}) must lie between 0 and num_epochs ({num_epochs}).")
     if scheduler in _USES_DECAY_EPOCHS and decay_epochs <= 0:
-        raise ValueError(f"The {scheduler} scheduler needs decay_epochs > 0, got {decay_epochs}.")
+        raise InvalidValueError(f"The {scheduler} scheduler needs decay_epochs > 0, got {decay_epochs}.")
     if warmup_epochs + decay_epochs > num_epochs and scheduler in ("cosine_decay", "warmup_cosine_decay"):
         _logger.warning("warmup_epochs + decay_epochs (%s) > num_epochs (%s): the cosine never reaches min_lr.",
                         warmup_epochs + decay_epochs, num_epochs)
@@ -135,8 +135,8 @@ def create_scheduler(steps_per_epoch, scheduler="constant", lr=0.01, min_lr=1e-6
 
     if scheduler in _STEP_RULES:
         if warmup_epochs > 0 or lr_epoch_stair:
-            raise ValueError(f"The {scheduler} scheduler shapes the whole run itself: set warmup_epochs=0 and "
-                             "lr_epoch_stair=False.")
+            raise InvalidValueError(f"The {scheduler} scheduler shapes the whole run itself: set warmup_epochs=0 and "
+                                    "lr_epoch_stair=False.")
         return _STEP_RULES[scheduler](cfg, num_steps)
 
     warmup = _warmup(lr, warmup_factor, warmup_epochs, steps_per_epoch, lr_epoch_stair) if warmup_epochs else []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mindcv.data import DATASETS, ShardSampler, SkippedImagesWarning, create_dataset, create_loader, create_transforms
-from mindcv.utils.errors import DownloadError, UnknownNameError
+from mindcv.foundation.errors import DownloadError, UnknownNameError
 
 from .conftest import write_image
 

@@ -6,7 +6,7 @@ from PIL import Image, ImageOps
 
 from mindcv.data import POLICY_FAMILIES, RandomErasing, create_dataset, create_loader, create_transforms
 from mindcv.data.auto_augment import AugmentOp, AugmentParams
-from mindcv.utils.errors import UnknownNameError
+from mindcv.foundation.errors import UnknownNameError
 
 from .conftest import write_image
 

@@ -10,9 +10,9 @@ sys.path.insert(0, ROOT)
 import mindspore as ms  # noqa: E402
 
 import train  # noqa: E402
+from mindcv.cli import call_with_options, parse_args  # noqa: E402
 from mindcv.data import source_of  # noqa: E402
-from mindcv.utils.config import parse_args  # noqa: E402
-from mindcv.utils.recipe import build_dataset  # noqa: E402
+from mindcv.engine import build_dataset  # noqa: E402
 
 
 def main():
@@ -21,7 +21,8 @@ def main():
     train_step = train.main(args)
     rank, device_num = (ms.communication.get_rank(), ms.communication.get_group_size()) if args.distribute else (0, 1)
     ms.save_checkpoint(train_step, os.path.join(out, f"rank{rank}.ckpt"))
-    sampler = source_of(build_dataset(args, args.train_split, args.shuffle, rank, device_num)).sampler
+    train_set = call_with_options(build_dataset, args, args.train_split, rank_id=rank, device_num=device_num)
+    sampler = source_of(train_set).sampler
     epochs = []
     for epoch in range(args.epoch_size):
         sampler.epoch = epoch

@@ -6,7 +6,7 @@ import pytest
 from mindspore import Tensor
 
 from mindcv.loss import LOSSES, create_loss
-from mindcv.utils.errors import UnknownNameError
+from mindcv.foundation.errors import UnknownNameError
 
 LOGITS = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]], np.float32)
 LABELS = np.array([0, 1], np.int32)

@@ -4,7 +4,7 @@ import torch
 
 import timm
 
-from mindcv.models.convert import convert_checkpoint
+from mindcv.deploy.convert import convert_checkpoint
 
 VARIANTS = ("pcpvt_small", "pcpvt_base", "pcpvt_large", "svt_small", "svt_base", "svt_large")
 

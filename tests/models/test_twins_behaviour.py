@@ -5,7 +5,7 @@ import pytest
 import mindspore as ms
 
 from mindcv.models import create_model
-from mindcv.models.twins import DropPath
+from mindcv.models.layers import DropPath
 
 from .reference import random_images
 

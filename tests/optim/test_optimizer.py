@@ -6,7 +6,7 @@ from mindspore import Tensor, nn
 
 from mindcv.models import create_model
 from mindcv.optim import OPTIMIZERS, WEIGHT_DECAY_FILTERS, create_optimizer, optimizer_state
-from mindcv.utils.errors import CheckpointError, UnknownNameError
+from mindcv.foundation.errors import CheckpointError, UnknownNameError
 
 W0 = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]], np.float32)
 B0 = np.array([0.1, -0.2], np.float32)

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from mindcv.scheduler import SCHEDULERS, create_scheduler
-from mindcv.utils.errors import UnknownNameError
+from mindcv.foundation.errors import UnknownNameError
 
 S = 10  # steps per epoch
 

@@ -3,7 +3,7 @@ clipping, gradient accumulation and an exponential moving average of the weights
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-from ..models.layers.cpu_kernels import fused_kernels_available, sum_of_squares_op
+from ..kernels import fused_kernels_available, sum_of_squares_op
 
 __all__ = ["TrainStep", "create_loss_scale", "swap_ema_weights"]
 

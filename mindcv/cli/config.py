@@ -1,11 +1,12 @@
-"""Command-line and YAML configuration for train.py / validate.py, from one schema.
+"""Command-line and YAML configuration of the scripts, from one schema per script.
 
-The schema gives every key its type, default, accepted values and help; argparse and the YAML loader both
+A schema gives every key its type, default, accepted values and help; argparse and the YAML loader both
 use it, so a YAML value is checked exactly like the same value on the command line. Precedence:
-command line > YAML (``-c/--config``) > schema default.
+command line > YAML (``-c/--config``, train.py and validate.py) > schema default.
 """
 import argparse
 import difflib
+import inspect
 import math
 import sys
 from dataclasses import dataclass
@@ -13,11 +14,11 @@ from typing import Any, Callable, Optional
 
 import yaml
 
-__all__ = ["ConfigError", "SCHEMA", "create_parser", "parse_args", "load_yaml_config"]
+from ..deploy.export import EXPORT_FORMATS
+from ..foundation.errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A configuration key or value that is not accepted."""
+__all__ = ["EXPORT_SCHEMA", "INFER_SCHEMA", "SCHEMA", "call_with_options", "create_parser", "load_yaml_config",
+           "options_for", "parse_args", "parse_export_args", "parse_infer_args"]
 
 
 def str2bool(value):
@@ -58,6 +59,9 @@ class Option:
     check: Optional[Callable] = None  # predicate on the converted value
     accepted: str = ""  # how to describe values that fail ``check``
     aliases: tuple = ()
+    required: bool = False
+    positional: bool = False
+    switch: bool = False  # a flag without a value: given means True
 
 
 def _positive(accepted="> 0"):
@@ -188,6 +192,59 @@ SCHEMA = {
     ],
 }
 
+
+def _weights_options():
+    """The options naming a model and its trained weights, shared by infer.py and export.py."""
+    return [
+        Option("model", None, "model name, e.g. svt_small or twins_pcpvt_base", required=True),
+        Option("ckpt_path", "", "MindSpore checkpoint to load"),
+        Option("pretrained", False, "use the published ImageNet-1k weights instead of --ckpt_path", switch=True),
+        Option("num_classes", None, "classifier size (default: that of the weights; given, it must match them)",
+               optional(int), **_positive(">= 1")),
+    ]
+
+
+def _run_options():
+    return [
+        Option("device_target", "auto", "device to run on; auto picks Ascend, then GPU, then CPU",
+               choices=("auto", "CPU", "GPU", "Ascend")),
+        Option("debug", False, "show full tracebacks for errors", switch=True),
+    ]
+
+
+def _image_size_option(help_text):
+    return Option("image_size", None, help_text, int, nargs="2", check=lambda v: v >= 1, accepted=">= 1")
+
+
+INFER_SCHEMA = {
+    "Images": [Option("images", None, "image files and folders (searched recursively)", nargs="+", positional=True)],
+    "Model and weights": _weights_options(),
+    "Prediction": [
+        Option("class_names", "", "text file, one class name per line (default: class_names.txt beside the "
+               "checkpoint, else ImageNet-1k's names for 1000 classes, else class indices)"),
+        Option("topk", 5, "how many classes to print per image", int, **_positive(">= 1")),
+        Option("batch_size", 8, "images per forward pass", int, **_positive(">= 1")),
+        _image_size_option("crop size HEIGHT WIDTH (default: the model's input size)"),
+        Option("crop_pct", None, "resize to image_size / crop_pct before the centre crop (default: the model's)",
+               optional(finite_float), check=lambda v: 0 < v <= 1, accepted="in (0, 1]"),
+        Option("interpolation", None, "resize interpolation (default: the model's)", optional(str),
+               choices=(None, "bilinear", "bicubic", "nearest", "area", "lanczos")),
+        Option("json", False, "print the predictions as JSON", switch=True),
+    ],
+    "Run": _run_options(),
+}
+
+EXPORT_SCHEMA = {
+    "Model and weights": _weights_options(),
+    "Export": [
+        Option("format", "MINDIR", f"one of {', '.join(EXPORT_FORMATS)} (AIR: Ascend only), any case"),
+        _image_size_option("input size HEIGHT WIDTH (default: the model's input size)"),
+        Option("batch_size", 1, "the exported graph's fixed batch size", int, **_positive(">= 1")),
+        Option("output", "", "file path, extension optional (default: <model>_<H>x<W>_bs<B>.<format extension>)"),
+    ],
+    "Run": _run_options(),
+}
+
 OPTIONS = {option.name: option for group in SCHEMA.values() for option in group}
 
 
@@ -276,18 +333,51 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see --help)")
 
 
-def create_parser(description, defaults=None):
+def _add_option(group, option, default):
+    if option.positional:
+        group.add_argument(option.name, type=_Checked(option), help=_help(option), nargs=option.nargs)
+    elif option.switch:
+        group.add_argument(f"--{option.name}", *option.aliases, dest=option.name, action="store_true",
+                           help=option.help)
+    else:
+        group.add_argument(f"--{option.name}", *option.aliases, dest=option.name, default=default,
+                           type=_Checked(option), help=_help(option), metavar=option.name.upper(),
+                           nargs={"2": 2, "*": "*", "+": "+"}.get(option.nargs), required=option.required)
+
+
+def create_parser(description, defaults=None, schema=None, config_file=True):
+    """The argparse parser of ``schema`` (default: train.py/validate.py's), with ``defaults`` over the schema's."""
     defaults = defaults or {}
     parser = _Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("-c", "--config", default="", help="YAML file whose keys set the defaults below")
-    for title, options in SCHEMA.items():
+    if config_file:
+        parser.add_argument("-c", "--config", default="", help="YAML file whose keys set the defaults below")
+    for title, options in (schema or SCHEMA).items():
         group = parser.add_argument_group(title)
         for option in options:
-            default = defaults.get(option.name, option.default)
-            group.add_argument(f"--{option.name}", *option.aliases, dest=option.name, default=default,
-                               type=_Checked(option), help=_help(option), metavar=option.name.upper(),
-                               nargs={"2": 2, "*": "*"}.get(option.nargs))
+            _add_option(group, option, defaults.get(option.name, option.default))
     return parser
+
+
+def parse_infer_args(argv=None):
+    return create_parser("Top-k predictions of a MindCV-Twins model for images.", schema=INFER_SCHEMA,
+                         config_file=False).parse_args(argv)
+
+
+def parse_export_args(argv=None):
+    return create_parser("Export a MindCV-Twins model to MINDIR, ONNX or AIR.", schema=EXPORT_SCHEMA,
+                         config_file=False).parse_args(argv)
+
+
+def options_for(function, args, exclude=()):
+    """The parsed options named as ``function``'s keyword-only parameters, as keyword arguments: the command line
+    passes options to library code by name, never the namespace."""
+    return {name: getattr(args, name) for name, parameter in inspect.signature(function).parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in exclude and hasattr(args, name)}
+
+
+def call_with_options(function, args, *positional, **given):
+    """``function(*positional, **given)`` with its other keyword-only parameters from ``args``."""
+    return function(*positional, **options_for(function, args, exclude=given), **given)
 
 
 def parse_args(argv=None, description="MindCV-Twins"):

@@ -1,23 +1,11 @@
-"""Human log file and the machine-readable per-epoch CSV of a training run."""
+"""The machine-readable per-epoch CSV of a training run (``tools/plot_log.py`` draws it)."""
 import csv
-import logging
 import os
-import sys
 
-__all__ = ["EpochLog", "TRAIN_LOG_FIELDS", "setup_logging"]
+__all__ = ["EpochLog", "TRAIN_LOG_FIELDS"]
 
 TRAIN_LOG_FIELDS = ("epoch", "step", "lr", "train_loss", "val_top1", "val_top5", "val_loss", "epoch_time_s",
                     "images_per_s", "skipped_steps")
-
-
-def setup_logging(log_file=None, level=logging.INFO):
-    """Log lines go to stderr and, when given, to ``log_file`` (appended, so a resumed run continues it)."""
-    handlers = [logging.StreamHandler(sys.stderr)]
-    if log_file:
-        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
-        handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)
-    logging.captureWarnings(True)  # e.g. the data pipeline's report of skipped corrupt images reaches the log file
 
 
 class EpochLog:

@@ -1,6 +1,8 @@
 """Automatic mixed precision (MindSpore's amp levels) on a network."""
 import mindspore as ms
 
+from ..foundation.errors import InvalidValueError
+
 __all__ = ["apply_amp"]
 
 
@@ -11,14 +13,15 @@ def apply_amp(network, amp_level="O0", amp_cast_list=None):
     if amp_level == "O0":
         return network
     if amp_level == "O1":
-        raise ValueError("amp_level O1 is not supported: MindSpore implements it by rewriting the network's source "
-                         "code, which fails on this package's relative imports. Use O2 (norms in fp32) or O3.")
+        raise InvalidValueError("amp_level O1 is not supported: MindSpore implements it by rewriting the network's "
+                                "source code, which fails on this package's relative imports. Use O2 (norms in fp32) "
+                                "or O3.")
     if amp_cast_list and amp_level == "O2":
         names = [name.strip() for name in amp_cast_list.split(",") if name.strip()]
         unknown = [name for name in names if not isinstance(getattr(ms.nn, name, None), type)]
         if unknown:
-            raise ValueError(f"amp_cast_list: {', '.join(unknown)} are not mindspore.nn cells "
-                             "(e.g. LayerNorm,Softmax).")
+            raise InvalidValueError(f"amp_cast_list: {', '.join(unknown)} are not mindspore.nn cells "
+                                    "(e.g. LayerNorm,Softmax).")
         return ms.amp.custom_mixed_precision(network, black_list=[getattr(ms.nn, n) for n in names],
                                              dtype=ms.float16)
     return ms.amp.auto_mixed_precision(network, amp_level)

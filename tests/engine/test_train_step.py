@@ -5,7 +5,7 @@ import pytest
 import mindspore as ms
 from mindspore import nn
 
-from mindcv.utils.train_step import TrainStep, create_loss_scale, swap_ema_weights
+from mindcv.engine.train_step import TrainStep, create_loss_scale, swap_ema_weights
 
 
 def _net(seed=0):

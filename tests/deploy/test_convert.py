@@ -8,7 +8,7 @@ import safetensors.torch
 import torch
 
 from mindcv.models import create_model
-from mindcv.models.convert import convert_checkpoint, infer_twins_variant, read_state_dict
+from mindcv.deploy.convert import convert_checkpoint, infer_twins_variant, read_state_dict
 from mindcv.utils import CheckpointError
 
 from .reference import reference_model

@@ -9,7 +9,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from mindcv.models import create_model
-from mindcv.models.layers import cpu_kernels
+from mindcv import kernels as cpu_kernels
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ import mindspore as ms
 from mindspore import ops
 from mindspore.communication import get_group_size, get_rank, init
 
-__all__ = ["LauncherError", "all_reduce_mean", "init_context", "launched_by"]
+from ..foundation.errors import LauncherError
+
+__all__ = ["all_reduce_mean", "init_context", "launched_by"]
 
 # Environment variables each supported launcher sets in the processes it starts.
 _LAUNCHER_ENV = {
@@ -15,10 +17,6 @@ _LAUNCHER_ENV = {
     "mpirun (OpenMPI)": "OMPI_COMM_WORLD_SIZE",
     "Ascend rank table": "RANK_TABLE_FILE",
 }
-
-
-class LauncherError(RuntimeError):
-    """Distributed training requested in a process that no launcher started."""
 
 
 def launched_by():

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from mindcv.models import is_model
-from mindcv.utils.config import ConfigError, create_parser, load_yaml_config, parse_args
+from mindcv.cli.config import ConfigError, create_parser, load_yaml_config, parse_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "twins", "*.yaml")))

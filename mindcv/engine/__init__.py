@@ -1,0 +1,18 @@
+"""The training engine: the train step (loss scaling, clipping, accumulation, EMA), mixed precision, the
+distributed set-up, evaluation, checkpoints and their folder, the per-epoch log, and the recipe that turns a
+config's options into these objects. It imports the builders, never the deploy or command-line layers."""
+from .amp import apply_amp
+from .checkpoint import (CheckpointManager, find_latest_checkpoint, load_train_state, restore_train_state,
+                         resume_candidates, save_train_state)
+from .distributed import all_reduce_mean, init_context, launched_by
+from .evaluation import evaluate
+from .recipe import (build_dataset, build_eval_loader, build_model, build_train_loader, build_train_step,
+                     count_train_steps, prepare_output_dir)
+from .train_log import TRAIN_LOG_FIELDS, EpochLog
+from .train_step import TrainStep, create_loss_scale, swap_ema_weights
+
+__all__ = ["CheckpointManager", "EpochLog", "TRAIN_LOG_FIELDS", "TrainStep", "all_reduce_mean", "apply_amp",
+           "build_dataset", "build_eval_loader", "build_model", "build_train_loader", "build_train_step",
+           "count_train_steps", "create_loss_scale", "evaluate", "find_latest_checkpoint", "init_context",
+           "launched_by", "load_train_state", "prepare_output_dir", "restore_train_state", "resume_candidates",
+           "save_train_state", "swap_ema_weights"]

@@ -1,0 +1,154 @@
+"""Training-state checkpoints for exact resume, and the folder of them that a run keeps.
+
+A run's folder holds ``<prefix>-<epoch>.ckpt`` files and ``checkpoints.json``, a manifest (written atomically)
+of each file's epoch, step and metric. Listing, choosing and pruning read only the manifest; only the file
+that is resumed from is read and verified, and a file that fails verification gives way to the next newest.
+A file that a kill left out of the manifest (between its rename and the manifest's) is still found by name.
+"""
+import fnmatch
+import json
+import logging
+import os
+import re
+
+import mindspore as ms
+
+from ..foundation.checkpoint_io import read_checkpoint, write_atomic
+from ..foundation.errors import CheckpointError
+
+__all__ = ["CheckpointManager", "MANIFEST", "find_latest_checkpoint", "load_train_state", "resume_candidates",
+           "restore_train_state", "save_train_state"]
+
+_logger = logging.getLogger(__name__)
+MANIFEST = "checkpoints.json"
+# Run metadata stored beside the parameters ("global_step" is taken: the optimizer's own step counter).
+_META_KEYS = ("epoch", "steps_done", "config", "metric")
+_EPOCH_IN_NAME = re.compile(r"-(\d+)\.ckpt$")
+
+
+def save_train_state(path, train_step, epoch, global_step, config, metric=None):
+    """Everything needed to continue: model, optimizer, EMA and loss-scale state (the train step's
+    parameters), plus the epoch and step completed and the resolved config."""
+    meta = {"epoch": int(epoch), "steps_done": int(global_step), "config": json.dumps(config, default=list),
+            "metric": float(-1 if metric is None else metric)}
+    write_atomic(lambda tmp: ms.save_checkpoint(train_step, tmp, append_dict=meta, crc_check=True), path)
+
+
+def restore_train_state(params, path, train_step):
+    """Load the parameter dict of a ``save_train_state`` file into ``train_step``; returns (epoch, global_step,
+    metric)."""
+    missing = [k for k in ("epoch", "steps_done") if k not in params]
+    if missing:
+        raise CheckpointError(f"{path} holds weights only (no {', '.join(missing)}); it cannot resume training. "
+                              "Use it with --ckpt_path and --resume_opt False to start from its weights.")
+    meta = {k: params.pop(k) for k in _META_KEYS if k in params}
+    not_loaded, _ = ms.load_param_into_net(train_step, params, strict_load=True)
+    if not_loaded:
+        raise CheckpointError(f"{path} does not hold the full training state for this run; missing: "
+                              f"{', '.join(not_loaded[:10])}{' ...' if len(not_loaded) > 10 else ''}.")
+    metric = float(meta["metric"].asnumpy()) if "metric" in meta else -1.0
+    return int(meta["epoch"].asnumpy()), int(meta["steps_done"].asnumpy()), metric
+
+
+def load_train_state(path, train_step):
+    """Restore a ``save_train_state`` file into ``train_step``; returns (epoch, global_step, metric)."""
+    return restore_train_state(read_checkpoint(path), path, train_step)
+
+
+def _read_manifest(folder):
+    path = os.path.join(folder, MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return {entry["file"]: entry for entry in json.load(f)["checkpoints"]}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        _logger.warning("Ignoring unreadable %s (%s); checkpoints are found by name.", path, err)
+        return {}
+
+
+def _write_manifest(folder, entries):
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"checkpoints": sorted(entries.values(), key=lambda e: e["epoch"])}, f, indent=1)
+
+    write_atomic(write, os.path.join(folder, MANIFEST))
+
+
+def _listed_and_found(folder, pattern):
+    """Manifest entries whose file exists, plus files matching ``pattern`` that the manifest lacks (epoch from the
+    name, metric unknown): {file name: entry}."""
+    names = {name for name in os.listdir(folder) if fnmatch.fnmatch(name, pattern)} if os.path.isdir(folder) else set()
+    entries = {name: entry for name, entry in _read_manifest(folder).items() if name in names}
+    for name in names - set(entries):
+        match = _EPOCH_IN_NAME.search(name)
+        entries[name] = {"file": name, "epoch": int(match.group(1)) if match else -1, "metric": None}
+    return entries
+
+
+def resume_candidates(folder, pattern="*.ckpt"):
+    """Checkpoint paths in ``folder`` matching ``pattern``, newest epoch first, from the manifest (no file read)."""
+    entries = sorted(_listed_and_found(folder, pattern).values(), key=lambda e: e["epoch"], reverse=True)
+    return [os.path.join(folder, entry["file"]) for entry in entries]
+
+
+def find_latest_checkpoint(folder, pattern="*.ckpt"):
+    """The newest checkpoint in ``folder`` that verifies and holds a training state; corrupt ones are reported
+    and skipped. None when there is none. Reads files only until one verifies."""
+    for path in resume_candidates(folder, pattern):
+        try:
+            if "epoch" in read_checkpoint(path, names=_META_KEYS):
+                return path
+        except CheckpointError as err:
+            _logger.warning("Skipping %s", err)
+    return None
+
+
+class CheckpointManager:
+    """Keeps the ``keep_max`` latest (``latest_k``) or best-metric (``top_k``) checkpoints in ``folder``."""
+
+    def __init__(self, folder, prefix, policy="latest_k", keep_max=10):
+        self.folder, self.prefix, self.policy, self.keep_max = folder, prefix, policy, keep_max
+        self._remove_partial_writes()
+        self.entries = _listed_and_found(folder, f"{prefix}-*.ckpt")
+        for name, entry in self.entries.items():
+            if entry["metric"] is None:
+                entry.update(self._read_meta(name))
+
+    def _remove_partial_writes(self):
+        # MindSpore writes our temp file through its own ".tmp-*.tmp" sibling: a kill can leave either.
+        for name in os.listdir(self.folder) if os.path.isdir(self.folder) else ():
+            if name.startswith(".tmp-"):
+                _logger.warning("Removing %s, left by a run killed while saving.", os.path.join(self.folder, name))
+                os.remove(os.path.join(self.folder, name))
+
+    def _read_meta(self, name):
+        """Epoch and metric of a file the manifest lacks; a file that does not verify ranks below every other."""
+        try:
+            meta = read_checkpoint(os.path.join(self.folder, name), names=_META_KEYS)
+            return {"epoch": int(meta["epoch"].asnumpy()), "metric": float(meta["metric"].asnumpy())}
+        except (CheckpointError, KeyError):
+            return {"metric": float("-inf")}
+
+    @property
+    def kept(self):
+        """(epoch, metric, path) of the kept checkpoints, best first under the policy."""
+        order = (lambda e: e["epoch"]) if self.policy == "latest_k" else (lambda e: (e["metric"], e["epoch"]))
+        ranked = sorted(self.entries.values(), key=order, reverse=True)
+        return [(e["epoch"], e["metric"], os.path.join(self.folder, e["file"])) for e in ranked]
+
+    def save(self, train_step, epoch, global_step, config, metric=None):
+        name = f"{self.prefix}-{epoch}.ckpt"
+        path = os.path.join(self.folder, name)
+        save_train_state(path, train_step, epoch, global_step, config, metric)
+        self.entries[name] = {"file": name, "epoch": int(epoch), "steps_done": int(global_step),
+                              "metric": -1.0 if metric is None else float(metric)}
+        stale = [os.path.basename(p) for _, _, p in self.kept[self.keep_max:]]
+        for name in stale:
+            del self.entries[name]
+        others = {name: entry for name, entry in _read_manifest(self.folder).items()
+                  if not fnmatch.fnmatch(name, f"{self.prefix}-*.ckpt")}
+        _write_manifest(self.folder, {**others, **self.entries})  # before deleting: it never lists a missing file
+        for name in stale:
+            os.remove(os.path.join(self.folder, name))
+        return path

@@ -1,0 +1,90 @@
+"""The fused kernels as MindSpore AOT custom operators, each with its backward."""
+import contextlib
+
+from mindspore import context, ops
+
+from ..foundation.graph_cache import fresh_graph_cache
+from .build import library_path
+
+
+def fused_kernels_available():
+    """True when running on CPU with the kernel library built."""
+    return context.get_context("device_target") == "CPU" and library_path() is not None
+
+
+@contextlib.contextmanager
+def without_fused_kernels(model):
+    """``model`` computing with MindSpore's own operators only, restored on exit: for export, since a graph with
+    custom operators needs this machine's kernel library. Cells hold their fused operator as ``fused``."""
+    cells = [cell for _, cell in model.cells_and_names() if getattr(cell, "fused", None) is not None]
+    fused = [cell.fused for cell in cells]
+    for cell in cells:
+        cell.fused = None
+    try:
+        with fresh_graph_cache(model):
+            yield model
+    finally:
+        for cell, op in zip(cells, fused):
+            cell.fused = op
+
+
+def _custom(name, out_shape, out_dtype, bprop=None):
+    return ops.Custom(f"{library_path()}:{name}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot",
+                      bprop=bprop)
+
+
+def _same(x, *_):
+    return x
+
+
+def bias_gelu_op():
+    """``gelu(x + bias)`` (exact GELU ``z * Phi(z)``) over the last axis of fp32 tensors, differentiable in both:
+    the bias add of the layer before and the activation in one pass over the largest activations of the model."""
+    backward = _custom("BiasGeluBackward", lambda x, bias, dy: (x, bias), lambda x, bias, dy: (x, x))
+
+    def bprop(x, bias, out, dout):
+        return backward(x, bias, dout)
+
+    return _custom("BiasGeluForward", lambda x, bias: x, lambda x, bias: x, bprop)
+
+
+def peg_op():
+    """``x + depthwise_conv3x3(x, weight, padding=1) + bias`` on fp32 channels-last ``x`` (B, H, W, C), with
+    ``weight`` (C, 1, 3, 3) and ``bias`` (C,) as nn.Conv2d holds them; differentiable in all three."""
+    backward_input = _custom("PegBackwardInput", _same, _same)
+    backward_weight = _custom("PegBackwardWeight", lambda x, dy: ([x[3], 1, 3, 3], [x[3]]),
+                              lambda x, dy: (x, x))
+
+    def bprop(x, weight, bias, out, dout):
+        dweight, dbias = backward_weight(x, dout)
+        return backward_input(dout, weight), dweight, dbias
+
+    return _custom("PegForward", _same, _same, bprop)
+
+
+def layer_norm_op():
+    """LayerNorm over the last axis of an fp32 tensor: ``op(x, gamma, beta, eps)`` with ``eps`` a (1,) tensor;
+    differentiable in x, gamma and beta."""
+    backward = _custom("LayerNormBackward", lambda x, gamma, dy, eps: (x, gamma, gamma),
+                       lambda x, gamma, dy, eps: (x, x, x))
+
+    def bprop(x, gamma, beta, eps, out, dout):
+        dx, dgamma, dbeta = backward(x, gamma, dout, eps)
+        return dx, dgamma, dbeta, ops.zeros_like(eps)
+
+    return _custom("LayerNormForward", _same, _same, bprop)
+
+
+def sum_of_squares_op():
+    """``op(*tensors)``: the sum of squares of every element of any number of fp32 tensors, as a (1,) tensor."""
+    return _custom("SumOfSquares", lambda *shapes: [1], lambda *dtypes: dtypes[0])
+
+
+def bias_add_op():
+    """``x + bias`` over the last axis of fp32 tensors; its bias gradient is one column-sum kernel."""
+    backward = _custom("BiasAddBackward", lambda dy: [dy[-1]], _same)
+
+    def bprop(x, bias, out, dout):
+        return dout, backward(dout)
+
+    return _custom("BiasAddForward", lambda x, bias: x, lambda x, bias: x, bprop)

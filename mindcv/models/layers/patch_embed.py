@@ -1,0 +1,55 @@
+"""Patch embedding on channels-last grids: a kernel == stride convolution computed as one matmul."""
+import math
+
+from mindspore import Parameter, nn, ops
+from mindspore.common.initializer import Normal, initializer
+
+from .linear import BiasAdd
+from .norm import LayerNorm
+
+__all__ = ["PatchConv", "PatchEmbed", "conv_init"]
+
+
+def conv_init(shape, groups=1):
+    """The reference's conv init: normal(0, sqrt(2 / fan_out)), fan_out = k*k*out_channels / groups."""
+    out_channels, _, kh, kw = shape
+    return initializer(Normal(sigma=math.sqrt(2.0 / (kh * kw * out_channels // groups))), shape)
+
+
+class PatchConv(nn.Cell):
+    """Conv2d with kernel == stride == ``patch_size`` on a channels-last grid, as one matmul over patches.
+
+    Holds the reference Conv2d's parameters (OIHW ``weight``, ``bias``) and gives its result, including
+    the floor on grids that are not a multiple of the patch size.
+    """
+
+    def __init__(self, in_channels, out_channels, patch_size):
+        super().__init__()
+        self.patch_size = patch_size
+        self.weight = Parameter(conv_init((out_channels, in_channels, patch_size, patch_size)), name="weight")
+        self.bias = Parameter(initializer("zeros", (out_channels,)), name="bias")
+        self.matmul = ops.MatMul(transpose_b=True)
+        self.add_bias = BiasAdd()
+
+    def construct(self, x):
+        b, h, w, c = x.shape
+        p = self.patch_size
+        gh, gw = h // p, w // p
+        if gh * p != h or gw * p != w:
+            x = x[:, :gh * p, :gw * p, :]
+        patches = x.reshape(b, gh, p, gw, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * gh * gw, p * p * c)
+        weight = self.weight.astype(x.dtype).transpose(0, 2, 3, 1).reshape(self.weight.shape[0], p * p * c)
+        out = self.add_bias(self.matmul(patches, weight), self.bias)
+        return out.reshape(b, gh, gw, -1)
+
+
+class PatchEmbed(nn.Cell):
+    """Patches of ``patch_size`` projected to ``embed_dim`` and layer-normalised, channels-last."""
+
+    def __init__(self, in_channels, embed_dim, patch_size):
+        super().__init__()
+        self.proj = PatchConv(in_channels, embed_dim, patch_size)
+        self.norm = LayerNorm(embed_dim, eps=1e-5)
+
+    def construct(self, x):
+        return self.norm(self.proj(x))
