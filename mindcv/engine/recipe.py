@@ -23,7 +23,7 @@ __all__ = ["build_dataset", "build_eval_loader", "build_model", "build_train_loa
            "count_train_steps", "prepare_output_dir"]
 
 
-def build_dataset(split, *, dataset, data_dir, num_classes, shuffle=False, num_samples=None, num_parallel_workers=8,
+def build_dataset(split, *, dataset, data_dir, num_classes, shuffle=True, num_samples=None, num_parallel_workers=8,
                   dataset_download=False, aug_repeats=0, seed=42, rank_id=0, device_num=1):
     """``split`` of the ``dataset`` kind under ``data_dir`` (this rank's shard when ``device_num`` > 1), checked
     against ``num_classes``."""
