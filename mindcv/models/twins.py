@@ -7,7 +7,7 @@ weights load by name and the logits match. Tokens stay on a channels-last grid (
 stages. Choices made for speed on MindSpore CPU without changing the numbers: convolutions whose kernel
 equals their stride (patch embeddings, GSA sub-sampling) run as one matmul over patches; q/k/v are computed
 from slices of their fused weight instead of slicing the fused activation; in fp32 on CPU, LayerNorm, bias
-adds, fc1's bias with the GELU, and the PEG depthwise conv run as fused kernels (``layers/cpu_kernels``).
+adds, fc1's bias with the GELU, and the PEG depthwise conv run as fused kernels (``mindcv.kernels``).
 """
 import numpy as np
 

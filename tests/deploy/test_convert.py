@@ -11,7 +11,7 @@ from mindcv.models import create_model
 from mindcv.deploy.convert import convert_checkpoint, infer_twins_variant, read_state_dict
 from mindcv.utils import CheckpointError
 
-from .reference import reference_model
+from ..models.reference import reference_model
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,10 @@ import pytest
 import mindspore as ms
 from mindspore import Tensor, nn
 
+from mindcv.foundation.errors import CheckpointError, InvalidValueError, UnknownNameError
 from mindcv.models import create_model
 from mindcv.optim import OPTIMIZERS, WEIGHT_DECAY_FILTERS, create_optimizer, optimizer_state
-from mindcv.foundation.errors import CheckpointError, UnknownNameError
+from mindcv.optim.param_groups import layer_ids
 
 W0 = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]], np.float32)
 B0 = np.array([0.1, -0.2], np.float32)
@@ -177,3 +178,15 @@ def test_restoring_from_a_missing_or_foreign_checkpoint_fails_loudly(tmp_path):
     ms.save_checkpoint(_train("momentum", 1)[1], path)
     with pytest.raises(CheckpointError, match="adam_m"):
         create_optimizer(_dense(), "adamw", checkpoint_path=path)
+
+
+def test_layer_ids_follow_the_models_coarse_group_matcher(svt_small):
+    names = ["patch_embeds.0.proj.weight", "blocks.0.1.attn.qkv.weight", "pos_block.0.proj.0.weight",
+             "patch_embeds.1.proj.weight", "blocks.3.0.mlp.fc1.bias", "norm.gamma", "head.weight"]
+    layers, last = layer_ids(names, svt_small.group_matcher(coarse=True))
+    assert [layers[n] for n in names] == [0, 1, 1, 2, 4, 5, 5] and last == 5
+
+
+def test_layer_decay_needs_a_model_that_declares_its_layers(svt_small):
+    with pytest.raises(InvalidValueError, match="group_matcher"):
+        create_optimizer(svt_small.trainable_params(), "adamw", layer_decay=0.5)
