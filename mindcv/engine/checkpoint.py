@@ -11,6 +11,8 @@ import logging
 import os
 import re
 
+import numpy as np
+
 import mindspore as ms
 
 from ..foundation.checkpoint_io import read_checkpoint, write_atomic
@@ -30,8 +32,14 @@ def save_train_state(path, train_step, epoch, global_step, config, metric=None):
     """Everything needed to continue: model, optimizer, EMA and loss-scale state (the train step's
     parameters), plus the epoch and step completed and the resolved config."""
     meta = {"epoch": int(epoch), "steps_done": int(global_step), "config": json.dumps(config, default=list),
-            "metric": float(-1 if metric is None else metric)}
+            "metric": _as_stored(metric)}
     write_atomic(lambda tmp: ms.save_checkpoint(train_step, tmp, append_dict=meta, crc_check=True), path)
+
+
+def _as_stored(metric):
+    # The file holds the metric as float32; the manifest records that same value, so that equal metrics rank
+    # alike (then by epoch) whether read from the manifest or from a file it lacks.
+    return float(np.float32(-1 if metric is None else metric))
 
 
 def restore_train_state(params, path, train_step):
@@ -55,11 +63,18 @@ def load_train_state(path, train_step):
     return restore_train_state(read_checkpoint(path), path, train_step)
 
 
+def _is_entry(entry):
+    # Hand edits and other versions can leave odd entries; one without a file name, an integer epoch and a numeric
+    # (or null) metric would break the ordering, so its file is found by name instead.
+    return (isinstance(entry, dict) and isinstance(entry.get("file"), str)
+            and type(entry.get("epoch")) is int and type(entry.get("metric")) in (int, float, type(None)))
+
+
 def _read_manifest(folder):
     path = os.path.join(folder, MANIFEST)
     try:
         with open(path, encoding="utf-8") as f:
-            return {entry["file"]: entry for entry in json.load(f)["checkpoints"]}
+            return {entry["file"]: entry for entry in json.load(f)["checkpoints"] if _is_entry(entry)}
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -70,15 +85,19 @@ def _read_manifest(folder):
 def _write_manifest(folder, entries):
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"checkpoints": sorted(entries.values(), key=lambda e: e["epoch"])}, f, indent=1)
+            json.dump({"checkpoints": sorted(entries.values(), key=lambda e: (e["epoch"], e["file"]))}, f, indent=1)
 
     write_atomic(write, os.path.join(folder, MANIFEST))
 
 
-def _listed_and_found(folder, pattern):
-    """Manifest entries whose file exists, plus files matching ``pattern`` that the manifest lacks (epoch from the
-    name, metric unknown): {file name: entry}."""
-    names = {name for name in os.listdir(folder) if fnmatch.fnmatch(name, pattern)} if os.path.isdir(folder) else set()
+def _files_in(folder, is_wanted):
+    return {name for name in os.listdir(folder) if is_wanted(name)} if os.path.isdir(folder) else set()
+
+
+def _listed_and_found(folder, is_wanted):
+    """Manifest entries whose file exists, plus wanted files that the manifest lacks (epoch from the name, metric
+    unknown): {file name: entry}."""
+    names = _files_in(folder, is_wanted)
     entries = {name: entry for name, entry in _read_manifest(folder).items() if name in names}
     for name in names - set(entries):
         match = _EPOCH_IN_NAME.search(name)
@@ -88,7 +107,8 @@ def _listed_and_found(folder, pattern):
 
 def resume_candidates(folder, pattern="*.ckpt"):
     """Checkpoint paths in ``folder`` matching ``pattern``, newest epoch first, from the manifest (no file read)."""
-    entries = sorted(_listed_and_found(folder, pattern).values(), key=lambda e: e["epoch"], reverse=True)
+    entries = _listed_and_found(folder, lambda name: fnmatch.fnmatch(name, pattern)).values()
+    entries = sorted(entries, key=lambda e: (e["epoch"], e["file"]), reverse=True)
     return [os.path.join(folder, entry["file"]) for entry in entries]
 
 
@@ -105,30 +125,42 @@ def find_latest_checkpoint(folder, pattern="*.ckpt"):
 
 
 class CheckpointManager:
-    """Keeps the ``keep_max`` latest (``latest_k``) or best-metric (``top_k``) checkpoints in ``folder``."""
+    """Keeps the ``keep_max`` latest (``latest_k``) or best-metric (``top_k``) checkpoints in ``folder``.
+
+    It owns the files named exactly ``<prefix>-<epoch>.ckpt`` that hold a training state; other files, and
+    other prefixes' entries in the manifest, are left as they are."""
 
     def __init__(self, folder, prefix, policy="latest_k", keep_max=10):
         self.folder, self.prefix, self.policy, self.keep_max = folder, prefix, policy, keep_max
+        # A glob "<prefix>-*.ckpt" would also take another run's "<prefix>-tiny-3.ckpt" and prune it.
+        self._own_name = re.compile(re.escape(prefix) + r"-\d+\.ckpt").fullmatch
         self._remove_partial_writes()
-        self.entries = _listed_and_found(folder, f"{prefix}-*.ckpt")
-        for name, entry in self.entries.items():
-            if entry["metric"] is None:
-                entry.update(self._read_meta(name))
+        self.entries = {}
+        for name, entry in _listed_and_found(folder, self._own_name).items():
+            adopted = entry if entry.get("metric") is not None else self._read_meta(name)
+            if adopted is not None:
+                self.entries[name] = adopted
 
     def _remove_partial_writes(self):
         # MindSpore writes our temp file through its own ".tmp-*.tmp" sibling: a kill can leave either.
-        for name in os.listdir(self.folder) if os.path.isdir(self.folder) else ():
-            if name.startswith(".tmp-"):
-                _logger.warning("Removing %s, left by a run killed while saving.", os.path.join(self.folder, name))
-                os.remove(os.path.join(self.folder, name))
+        for name in _files_in(self.folder, lambda name: name.startswith(".tmp-")):
+            _logger.warning("Removing %s, left by a run killed while saving.", os.path.join(self.folder, name))
+            _remove_if_present(os.path.join(self.folder, name))
 
     def _read_meta(self, name):
-        """Epoch and metric of a file the manifest lacks; a file that does not verify ranks below every other."""
+        """The manifest entry of a file the manifest lacks (a kill came between its rename and the manifest's);
+        None when it does not verify or holds no training state, so that it is neither counted nor deleted."""
+        path = os.path.join(self.folder, name)
         try:
-            meta = read_checkpoint(os.path.join(self.folder, name), names=_META_KEYS)
-            return {"epoch": int(meta["epoch"].asnumpy()), "metric": float(meta["metric"].asnumpy())}
-        except (CheckpointError, KeyError):
-            return {"metric": float("-inf")}
+            meta = read_checkpoint(path, names=_META_KEYS)
+        except CheckpointError as err:
+            _logger.warning("Not managing %s", err)
+            return None
+        if "epoch" not in meta:
+            return None
+        return {"file": name, "epoch": int(meta["epoch"].asnumpy()),
+                "steps_done": int(meta["steps_done"].asnumpy()) if "steps_done" in meta else -1,
+                "metric": float(meta["metric"].asnumpy()) if "metric" in meta else -1.0}
 
     @property
     def kept(self):
@@ -142,13 +174,21 @@ class CheckpointManager:
         path = os.path.join(self.folder, name)
         save_train_state(path, train_step, epoch, global_step, config, metric)
         self.entries[name] = {"file": name, "epoch": int(epoch), "steps_done": int(global_step),
-                              "metric": -1.0 if metric is None else float(metric)}
+                              "metric": _as_stored(metric)}
         stale = [os.path.basename(p) for _, _, p in self.kept[self.keep_max:]]
-        for name in stale:
-            del self.entries[name]
-        others = {name: entry for name, entry in _read_manifest(self.folder).items()
-                  if not fnmatch.fnmatch(name, f"{self.prefix}-*.ckpt")}
+        for stale_name in stale:
+            del self.entries[stale_name]
+        others = {other: entry for other, entry in _read_manifest(self.folder).items()
+                  if not self._own_name(other) and os.path.isfile(os.path.join(self.folder, other))}
         _write_manifest(self.folder, {**others, **self.entries})  # before deleting: it never lists a missing file
-        for name in stale:
-            os.remove(os.path.join(self.folder, name))
+        for stale_name in stale:
+            _remove_if_present(os.path.join(self.folder, stale_name))
         return path
+
+
+def _remove_if_present(path):
+    # Someone may have deleted it by hand while the run went on; that must not stop training.
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
