@@ -11,7 +11,10 @@ from mindcv.foundation import InvalidValueError
 
 def main(args):
     init_context(mode=0, device_target=args.device_target)
-    paths = list_images(args.images)
+    inputs = list(args.images) + list(args.image_path or ())
+    if not inputs:
+        raise InvalidValueError("No images given: name image files or folders, or pass --image_path IMAGE.")
+    paths = list_images(inputs)
     model = create_inference_model(args.model, args.ckpt_path, args.pretrained, args.num_classes)
     class_names = resolve_class_names(model.num_classes, args.class_names, args.ckpt_path)
     if args.topk > model.num_classes:

@@ -12,8 +12,8 @@ from mindcv.data import source_of
 from mindcv.deploy.inference import write_class_names
 from mindcv.engine import (CheckpointManager, EpochLog, all_reduce_mean, build_dataset, build_eval_loader, build_model,
                            build_train_loader, build_train_step, count_train_steps, evaluate, init_context,
-                           load_train_state, prepare_output_dir, resume_candidates, restore_train_state,
-                           swap_ema_weights)
+                           load_train_state, prepare_output_dir, resolve_num_classes, restore_train_state,
+                           resume_candidates, swap_ema_weights)
 from mindcv.foundation import CheckpointError, NonFiniteLossError, read_checkpoint, setup_logging
 
 _logger = logging.getLogger("train")
@@ -49,8 +49,9 @@ def train_one_epoch(args, train_step, loader, lr, epoch, global_step, show_progr
     """One pass over ``loader``; returns (mean loss, steps, skipped overflow steps, seconds)."""
     train_step.set_train(True)
     losses, skipped, start = [], 0, time.time()
-    bar = tqdm(loader.create_tuple_iterator(num_epochs=1), total=loader.get_dataset_size(),
-               desc=f"epoch {epoch}/{args.epoch_size}", disable=not show_progress, dynamic_ncols=True)
+    batches = loader.get_dataset_size()
+    bar = tqdm(loader.create_tuple_iterator(num_epochs=1), total=batches, desc=f"epoch {epoch}/{args.epoch_size}",
+               disable=not show_progress, dynamic_ncols=True)
     for step, (images, labels) in enumerate(bar, start=global_step + 1):
         loss, overflow, _ = train_step(images, labels)
         loss = float(loss.asnumpy())
@@ -63,8 +64,11 @@ def train_one_epoch(args, train_step, loader, lr, epoch, global_step, show_progr
                 f"checkpoint is in {args.ckpt_save_dir}). Lower the lr, enable --clip_grad True, or use "
                 "--loss_scale_type dynamic.")
         losses.append(loss)
-        bar.set_postfix(loss=f"{np.mean(losses):.4f}", lr=f"{lr_at(args, lr, step):.2e}",
-                        img_s=f"{(step - global_step) * args.batch_size / (time.time() - start):.1f}")
+        images_per_s = (step - global_step) * args.batch_size / (time.time() - start)
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}", lr=f"{lr_at(args, lr, step):.2e}", img_s=f"{images_per_s:.1f}")
+        if (step - global_step) % args.log_interval == 0:
+            _logger.info("epoch %d step %d/%d: loss %.4f, lr %.3g, %.1f img/s", epoch, step - global_step, batches,
+                         np.mean(losses[-args.log_interval:]), lr_at(args, lr, step), images_per_s)
     steps = len(losses) + skipped
     return float(np.mean(losses)) if losses else float("nan"), steps, skipped, time.time() - start
 
@@ -87,6 +91,7 @@ def main(args):
                   logging.INFO if is_main else logging.WARNING)
 
     train_set = call_with_options(build_dataset, args, args.train_split, rank_id=rank_id, device_num=device_num)
+    args.num_classes = resolve_num_classes(train_set, args.num_classes)
     val_set = call_with_options(build_dataset, args, args.val_split, shuffle=False) if args.val_while_train else None
     if is_main and source_of(train_set).classes:
         write_class_names(args.ckpt_save_dir, source_of(train_set).classes)  # infer.py labels predictions with it

@@ -2,7 +2,8 @@
 import sys
 
 from mindcv.cli import call_with_options, parse_args, run_cli
-from mindcv.engine import build_dataset, build_eval_loader, build_model, evaluate, init_context
+from mindcv.engine import (apply_amp, build_dataset, build_eval_loader, build_model, evaluate, init_context,
+                           resolve_num_classes)
 from mindcv.foundation import InvalidValueError
 from mindcv.loss import create_loss
 
@@ -11,9 +12,11 @@ def main(args):
     init_context(args.mode, args.device_target)
     if not args.ckpt_path and not args.pretrained:
         raise InvalidValueError("validate.py needs --ckpt_path CKPT or --pretrained True.")
+    val_set = call_with_options(build_dataset, args, args.val_split, shuffle=args.eval_shuffle)
+    args.num_classes = resolve_num_classes(val_set, args.num_classes)
     model = call_with_options(build_model, args, checkpoint_path=args.ckpt_path,
                               ema=args.ema and bool(args.ckpt_path))
-    val_set = call_with_options(build_dataset, args, args.val_split, shuffle=False)
+    model = apply_amp(model, args.val_amp_level)
     loader = call_with_options(build_eval_loader, args, val_set)
     metrics = evaluate(model, loader, create_loss(args.loss), desc=f"validate {args.model}")
     print(f"Top_1_Accuracy: {metrics['top1']:.4f}  Top_5_Accuracy: {metrics['top5']:.4f}  "

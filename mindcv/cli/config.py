@@ -16,6 +16,7 @@ import yaml
 
 from ..deploy.export import EXPORT_FORMATS
 from ..foundation.errors import ConfigError
+from ..loss import LOSSES
 
 __all__ = ["EXPORT_SCHEMA", "INFER_SCHEMA", "SCHEMA", "call_with_options", "create_parser", "load_yaml_config",
            "options_for", "parse_args", "parse_export_args", "parse_infer_args"]
@@ -103,6 +104,7 @@ SCHEMA = {
         Option("num_parallel_workers", 8, "data-loading workers", int, **_positive(">= 1")),
         Option("aug_repeats", 0, "repeated augmentation: copies of each sample per epoch (0: off)", int,
                **_non_negative()),
+        Option("eval_shuffle", False, "validate.py reads the validation set in shuffled order", str2bool),
     ],
     "Augmentation": [
         Option("image_resize", 224, "training crop / evaluation crop size", int, **_positive(">= 1")),
@@ -127,13 +129,16 @@ SCHEMA = {
     ],
     "Model": [
         Option("model", "svt_small", "model name (see mindcv.list_models())"),
-        Option("num_classes", 1000, "number of classes", int, **_positive(">= 1")),
+        Option("num_classes", None, "number of classes (default: the dataset's)", optional(int),
+               **_positive(">= 1")),
         Option("in_channels", 3, "input channels", int, **_positive(">= 1")),
         Option("pretrained", False, "load the published weights", str2bool),
         Option("ckpt_path", "", "checkpoint to start from (finetune) or to resume with resume_opt"),
         Option("resume_opt", False, "also restore optimizer state, epoch and step from ckpt_path", str2bool),
         Option("drop_rate", 0.0, "dropout before the classifier", finite_float, **_rate()),
         Option("drop_path_rate", 0.0, "stochastic depth rate of the last block", finite_float, **_rate()),
+        Option("freeze_stages", -1, "finetuning: keep the patch embedding (0) and the first K stages fixed (-1: none)",
+               int, check=lambda v: v >= -1, accepted=">= -1"),
         Option("ema", False, "keep an exponential moving average of the weights", str2bool),
         Option("ema_decay", 0.9999, "EMA decay", finite_float, **_rate()),
     ],
@@ -148,8 +153,12 @@ SCHEMA = {
         Option("val_interval", 1, "validate every N epochs", int, **_positive(">= 1")),
     ],
     "Loss": [
-        Option("loss", "CE", "loss function", choices=("CE", "BCE", "ce", "bce")),
+        Option("loss", "CE", "loss function",
+               choices=tuple(LOSSES) + tuple(name.lower() for name in LOSSES if name.lower() != name)),
         Option("label_smoothing", 0.0, "label smoothing", finite_float, **_rate()),
+        Option("reduction", "mean", "how the loss combines the samples of a batch", choices=("mean", "sum", "none")),
+        Option("aux_factor", 0.0, "weight of the auxiliary logits' loss, for models that return them",
+               finite_float, **_non_negative()),
     ],
     "Optimizer": [
         Option("opt", "adamw", "optimizer name"),
@@ -159,7 +168,8 @@ SCHEMA = {
         Option("weight_decay_filter", "norm_and_bias", "parameters exempt from weight decay",
                choices=("disable", "auto", "norm_and_bias")),
         Option("use_nesterov", False, "Nesterov momentum", str2bool),
-        Option("eps", 1e-8, "optimizer epsilon", finite_float, **_positive()),
+        Option("eps", None, "optimizer epsilon (default: the optimizer's own)", optional(finite_float),
+               **_positive()),
         Option("filter_bias_and_bn", None, "older MindCV switch; when set, True means weight_decay_filter="
                "norm_and_bias and False means disable", optional(str2bool)),
         Option("layer_decay", 1.0, "layer-wise lr decay (1: off)", finite_float, **_positive()),
@@ -186,7 +196,10 @@ SCHEMA = {
         Option("amp_level", "O0", "MindSpore automatic mixed precision level", choices=("O0", "O1", "O2", "O3")),
         Option("amp_cast_list", None, "custom list of ops cast to fp16 (None: MindSpore's default)",
                optional(str)),
-        Option("loss_scale_type", "fixed", "loss scaling", choices=("fixed", "dynamic", "auto")),
+        Option("val_amp_level", "O0", "validate.py: mixed precision level of the evaluated network",
+               choices=("O0", "O1", "O2", "O3")),
+        Option("loss_scale_type", "fixed", "loss scaling; auto: MindSpore's choice for amp_level (dynamic from 2**24 "
+               "for O2, none otherwise)", choices=("fixed", "dynamic", "auto")),
         Option("loss_scale", 1.0, "(initial) loss scale", finite_float, **_positive()),
         Option("drop_overflow_update", False, "skip the update of steps whose gradients overflow", str2bool),
     ],
@@ -217,7 +230,10 @@ def _image_size_option(help_text):
 
 
 INFER_SCHEMA = {
-    "Images": [Option("images", None, "image files and folders (searched recursively)", nargs="+", positional=True)],
+    "Images": [
+        Option("images", None, "image files and folders (searched recursively)", nargs="*", positional=True),
+        Option("image_path", None, "the same, MindCV's spelling: --image_path IMAGE_OR_FOLDER [...]", nargs="+"),
+    ],
     "Model and weights": _weights_options(),
     "Prediction": [
         Option("class_names", "", "text file, one class name per line (default: class_names.txt beside the "
@@ -339,6 +355,9 @@ def _add_option(group, option, default):
     elif option.switch:
         group.add_argument(f"--{option.name}", *option.aliases, dest=option.name, action="store_true",
                            help=option.help)
+    elif option.type is str2bool:  # as MindCV's: a bare --flag means True, and --flag True/False still works
+        group.add_argument(f"--{option.name}", *option.aliases, dest=option.name, default=default,
+                           type=_Checked(option), help=_help(option), metavar="BOOL", nargs="?", const=True)
     else:
         group.add_argument(f"--{option.name}", *option.aliases, dest=option.name, default=default,
                            type=_Checked(option), help=_help(option), metavar=option.name.upper(),

@@ -7,12 +7,13 @@ from .checkpoint import (CheckpointManager, find_latest_checkpoint, load_train_s
 from .distributed import all_reduce_mean, init_context, launched_by
 from .evaluation import evaluate
 from .recipe import (build_dataset, build_eval_loader, build_model, build_train_loader, build_train_step,
-                     count_train_steps, prepare_output_dir)
+                     count_train_steps, prepare_output_dir, resolve_num_classes)
 from .train_log import TRAIN_LOG_FIELDS, EpochLog
 from .train_step import TrainStep, create_loss_scale, swap_ema_weights
 
 __all__ = ["CheckpointManager", "EpochLog", "TRAIN_LOG_FIELDS", "TrainStep", "all_reduce_mean", "apply_amp",
            "build_dataset", "build_eval_loader", "build_model", "build_train_loader", "build_train_step",
            "count_train_steps", "create_loss_scale", "evaluate", "find_latest_checkpoint", "init_context",
-           "launched_by", "load_train_state", "prepare_output_dir", "restore_train_state", "resume_candidates",
+           "launched_by", "load_train_state", "prepare_output_dir", "resolve_num_classes", "restore_train_state",
+           "resume_candidates",
            "save_train_state", "swap_ema_weights"]

@@ -10,7 +10,7 @@ import numpy as np
 
 from mindspore import nn
 
-from ..data import create_dataset, create_loader, create_transforms, dataset_for_epoch, source_of
+from ..data import create_dataset, create_loader, create_transforms, dataset_for_epoch
 from ..foundation.errors import InvalidValueError, MissingPathError
 from ..loss import create_loss
 from ..models import create_model
@@ -20,13 +20,13 @@ from .amp import apply_amp
 from .train_step import TrainStep, create_loss_scale
 
 __all__ = ["build_dataset", "build_eval_loader", "build_model", "build_train_loader", "build_train_step",
-           "count_train_steps", "prepare_output_dir"]
+           "count_train_steps", "prepare_output_dir", "resolve_num_classes"]
 
 
-def build_dataset(split, *, dataset, data_dir, num_classes, shuffle=True, num_samples=None, num_parallel_workers=8,
+def build_dataset(split, *, dataset, data_dir, num_classes=None, shuffle=True, num_samples=None, num_parallel_workers=8,
                   dataset_download=False, aug_repeats=0, seed=42, rank_id=0, device_num=1):
-    """``split`` of the ``dataset`` kind under ``data_dir`` (this rank's shard when ``device_num`` > 1), checked
-    against ``num_classes``."""
+    """``split`` of the ``dataset`` kind under ``data_dir`` (this rank's shard when ``device_num`` > 1); a given
+    ``num_classes`` must agree with the dataset's class count."""
     if not data_dir:
         raise MissingPathError("No dataset given: pass --data_dir DIR (an ImageFolder DIR/<split>/<class>/<image>) "
                                "or set data_dir in the YAML config.")
@@ -35,11 +35,20 @@ def build_dataset(split, *, dataset, data_dir, num_classes, shuffle=True, num_sa
                           num_shards=device_num if sharded else None, shard_id=rank_id if sharded else None,
                           num_parallel_workers=num_parallel_workers, download=dataset_download,
                           num_aug_repeats=aug_repeats if shuffle else 0, seed=seed)
-    classes = source_of(data).classes
-    if classes and len(classes) != num_classes:
-        raise InvalidValueError(f"{data_dir}/{split} has {len(classes)} classes but num_classes is {num_classes}; "
-                                f"set --num_classes {len(classes)}.")
+    found = data.num_classes()
+    if num_classes is not None and found is not None and found != num_classes:
+        raise InvalidValueError(f"{data_dir}/{split} has {found} classes but num_classes is {num_classes}; "
+                                f"set --num_classes {found} or leave it out.")
     return data
+
+
+def resolve_num_classes(data, num_classes=None):
+    """``num_classes`` when given, else the dataset's class count (as MindCV's train.py reads it)."""
+    if num_classes is None:
+        num_classes = data.num_classes()
+    if num_classes is None:
+        raise InvalidValueError("This dataset does not tell its number of classes: set --num_classes.")
+    return int(num_classes)
 
 
 def count_train_steps(data, **loader_options):
@@ -81,13 +90,21 @@ def build_eval_loader(data, *, dataset, batch_size, image_resize=224, crop_pct=0
 
 
 def build_model(*, model, num_classes, pretrained=False, in_channels=3, checkpoint_path="", ema=False, drop_rate=0.0,
-                drop_path_rate=0.0):
-    return create_model(model, num_classes=num_classes, pretrained=pretrained, in_channels=in_channels,
-                        checkpoint_path=checkpoint_path, ema=ema, drop_rate=drop_rate, drop_path_rate=drop_path_rate)
+                drop_path_rate=0.0, freeze_stages=-1):
+    """The model with its weights; ``freeze_stages`` >= 0 keeps the patch embedding and the first
+    ``freeze_stages`` stages fixed (the model's ``freeze_stages()``)."""
+    network = create_model(model, num_classes=num_classes, pretrained=pretrained, in_channels=in_channels,
+                           checkpoint_path=checkpoint_path, ema=ema, drop_rate=drop_rate, drop_path_rate=drop_path_rate)
+    if freeze_stages >= 0:
+        if not hasattr(network, "freeze_stages"):
+            raise InvalidValueError(f"freeze_stages: {model} does not declare its stages; use -1.")
+        network.freeze_stages(freeze_stages)
+    return network
 
 
-def build_train_step(network, steps_per_epoch, *, epoch_size, loss="CE", label_smoothing=0.0, mixup=0.0, cutmix=0.0,
-                     opt="adamw", lr=0.001, weight_decay=0.05, momentum=0.9, use_nesterov=False, eps=1e-8,
+def build_train_step(network, steps_per_epoch, *, epoch_size, loss="CE", label_smoothing=0.0, reduction="mean",
+                     aux_factor=0.0, mixup=0.0, cutmix=0.0,
+                     opt="adamw", lr=0.001, weight_decay=0.05, momentum=0.9, use_nesterov=False, eps=None,
                      weight_decay_filter="norm_and_bias", filter_bias_and_bn=None, layer_decay=1.0,
                      scheduler="cosine_decay", min_lr=1e-6, warmup_epochs=5, warmup_factor=0.0, decay_epochs=295,
                      decay_rate=0.9, multi_step_decay_milestones=(30, 60, 90), lr_epoch_stair=False, num_cycles=1,
@@ -97,7 +114,8 @@ def build_train_step(network, steps_per_epoch, *, epoch_size, loss="CE", label_s
     """(train step, loss function, per-step learning rates) for ``network`` (a model returning logits)."""
     mixing = mixup > 0 or cutmix > 0
     # The loader folds label smoothing into mixed soft targets; otherwise the loss applies it.
-    loss_fn = create_loss(loss, label_smoothing=0.0 if mixing else label_smoothing)
+    loss_fn = create_loss(loss, reduction=reduction, label_smoothing=0.0 if mixing else label_smoothing,
+                          aux_factor=aux_factor)
     # The optimizer (and so the schedule) advances once per accumulated update, not per micro-batch.
     updates_per_epoch = max(steps_per_epoch // gradient_accumulation_steps, 1)
     lrs = create_scheduler(updates_per_epoch, scheduler, lr=lr, min_lr=min_lr, warmup_epochs=warmup_epochs,
@@ -110,7 +128,7 @@ def build_train_step(network, steps_per_epoch, *, epoch_size, loss="CE", label_s
                                  nesterov=use_nesterov, weight_decay_filter=weight_decay_filter,
                                  layer_decay=layer_decay, eps=eps)
     with_loss = apply_amp(nn.WithLossCell(network, loss_fn), amp_level, amp_cast_list)
-    step = TrainStep(with_loss, optimizer, create_loss_scale(loss_scale_type, loss_scale),
+    step = TrainStep(with_loss, optimizer, create_loss_scale(loss_scale_type, loss_scale, amp_level),
                      drop_overflow_update=drop_overflow_update, clip_grad=clip_grad, clip_value=clip_value,
                      accumulation_steps=gradient_accumulation_steps, ema=ema, ema_decay=ema_decay)
     return step, loss_fn, lrs

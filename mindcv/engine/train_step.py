@@ -2,6 +2,7 @@
 clipping, gradient accumulation and an exponential moving average of the weights."""
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
+from mindspore.train.loss_scale_manager import DynamicLossScaleManager
 
 from ..kernels import fused_kernels_available, sum_of_squares_op
 
@@ -52,10 +53,15 @@ def _is_non_finite(grad):
     return ops.cast(ops.logical_not(ops.isfinite(grad).all()), ms.float32)
 
 
-def create_loss_scale(loss_scale_type, loss_scale):
-    """``scale_sense`` for TrainStep: a fixed scale Tensor or MindSpore's dynamic scale manager cell."""
+def create_loss_scale(loss_scale_type, loss_scale, amp_level="O0"):
+    """``scale_sense`` for TrainStep: a fixed scale Tensor or a dynamic scale cell (x2 after 2000 steps without
+    overflow, /2 on overflow, as MindCV's). ``auto`` is what ``mindspore.Model`` picks for ``amp_level`` when no
+    loss-scale manager is given: MindSpore's default DynamicLossScaleManager (from 2**24) for O2, none otherwise."""
+    if loss_scale_type == "auto":
+        default = DynamicLossScaleManager()
+        loss_scale_type, loss_scale = ("dynamic", default.get_loss_scale()) if amp_level == "O2" else ("fixed", 1.0)
     if loss_scale_type == "dynamic":
-        return nn.DynamicLossScaleUpdateCell(loss_scale_value=loss_scale, scale_factor=2, scale_window=1000)
+        return nn.DynamicLossScaleUpdateCell(loss_scale_value=loss_scale, scale_factor=2, scale_window=2000)
     return Tensor(loss_scale, ms.float32)
 
 

@@ -1,5 +1,10 @@
-"""Losses: ``create_loss`` builds cross entropy (``CE``) or binary cross entropy (``BCE``)."""
-from .cross_entropy import BinaryCrossEntropySmooth, CrossEntropySmooth
+"""Losses: ``create_loss`` builds them by MindCV's names (``CE``, ``BCE``, ``asl_single_label``,
+``asl_multi_label``, ``jsd``)."""
+from .asymmetric import AsymmetricLossMultilabel, AsymmetricLossSingleLabel
+from .binary_cross_entropy_smooth import BinaryCrossEntropySmooth
+from .cross_entropy_smooth import CrossEntropySmooth
+from .jsd import JSDCrossEntropy
 from .loss_factory import LOSSES, create_loss
 
-__all__ = ["BinaryCrossEntropySmooth", "CrossEntropySmooth", "LOSSES", "create_loss"]
+__all__ = ["AsymmetricLossMultilabel", "AsymmetricLossSingleLabel", "BinaryCrossEntropySmooth", "CrossEntropySmooth",
+           "JSDCrossEntropy", "LOSSES", "create_loss"]

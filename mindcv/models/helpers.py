@@ -25,31 +25,49 @@ def build_model_with_cfg(model_cls, variant, pretrained, default_cfg, **kwargs):
     return model
 
 
-def load_pretrained(model, default_cfg=None):
+def load_pretrained(model, default_cfg=None, num_classes=None, in_channels=None, filter_fn=None):
     """Download (or take from the cache) the weights at ``default_cfg['url']`` and load them into ``model``.
 
     A classifier of another size is left initialised and a first conv with other input channels is
-    adapted, so ``num_classes`` and ``in_channels`` may differ from the released weights.
+    adapted, so ``num_classes`` and ``in_channels`` may differ from the released weights. Given (MindCV's
+    signature), they must be the model's own. ``filter_fn(param_dict) -> param_dict`` edits the weights first.
     """
     default_cfg = default_cfg or model.default_cfg
     url = default_cfg.get("url")
     if not url:
         architecture = default_cfg.get("architecture", "this model")
         raise InvalidValueError(f"No pretrained weights are published for {architecture}.")
+    _check_model_matches(model, default_cfg, num_classes, in_channels)
     path = download_url(url, sha256=default_cfg.get("sha256"))
-    load_model_checkpoint(model, path)
+    param_dict = _read_weights(path)
+    if filter_fn is not None:
+        param_dict = filter_fn(param_dict)
+    load_checkpoint_into(model, param_dict, path)
 
 
-def load_model_checkpoint(model, checkpoint_path, ema=False, auto_mapping=False):
-    """Load a MindSpore checkpoint file into ``model`` (see ``load_checkpoint_into``)."""
+def _check_model_matches(model, default_cfg, num_classes, in_channels):
+    shapes = {p.name: tuple(p.shape) for p in model.get_parameters()}
+    actual = {"num_classes": shapes.get(f"{default_cfg['classifier']}.weight", (0,))[0],
+              "in_channels": shapes.get(f"{default_cfg['first_conv']}.weight", (0, 0))[1]}
+    for name, given in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if given is not None and given != actual[name]:
+            raise InvalidValueError(f"load_pretrained: {name}={given}, but the model was built with "
+                                    f"{name}={actual[name]}; build the model with the {name} you want.")
+
+
+def _read_weights(checkpoint_path):
     try:
-        param_dict = read_checkpoint(checkpoint_path)
+        return read_checkpoint(checkpoint_path)
     except CheckpointError as err:
         if os.path.isfile(checkpoint_path):
             raise CheckpointError(f"{err} PyTorch weights must be converted first: "
                                   "python -m mindcv.models.convert SRC DST.ckpt") from err
         raise
-    load_checkpoint_into(model, param_dict, checkpoint_path, ema=ema, auto_mapping=auto_mapping)
+
+
+def load_model_checkpoint(model, checkpoint_path, ema=False, auto_mapping=False):
+    """Load a MindSpore checkpoint file into ``model`` (see ``load_checkpoint_into``)."""
+    load_checkpoint_into(model, _read_weights(checkpoint_path), checkpoint_path, ema=ema, auto_mapping=auto_mapping)
 
 
 def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto_mapping=False):

@@ -17,8 +17,10 @@ def create_model(model_name, num_classes=1000, pretrained=False, in_channels=3, 
         checkpoint_path: load a local MindSpore checkpoint instead (strict, by name).
         ema: load the ``ema.``-prefixed weights of ``checkpoint_path``.
         auto_mapping: also match checkpoint names that differ from ours by a wrapper prefix.
-        **kwargs: model options (``drop_rate``, ``drop_path_rate``, ``features_only``, ``out_indices``, ...).
+        **kwargs: model options (``drop_rate``, ``drop_path_rate``, ``features_only``, ``out_indices``, ...);
+            options given as None take the model's default, as MindCV's train.py passes unset options.
     """
+    kwargs = {name: value for name, value in kwargs.items() if value is not None}
     if pretrained and checkpoint_path:
         raise InvalidValueError("Pass either pretrained=True or checkpoint_path, not both.")
     model = model_entrypoint(model_name)(pretrained=pretrained, num_classes=num_classes, in_channels=in_channels,

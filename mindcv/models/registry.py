@@ -7,6 +7,9 @@ from ..foundation.errors import UnknownNameError
 
 __all__ = [
     "get_pretrained_cfg",
+    "get_pretrained_cfg_value",
+    "has_pretrained_cfg_key",
+    "is_model_in_modules",
     "is_model",
     "is_model_pretrained",
     "list_models",
@@ -88,8 +91,23 @@ def list_modules():
     return sorted(_module_to_models)
 
 
+def is_model_in_modules(model_name, module_names):
+    """Whether ``model_name`` is registered in one of the modules ``module_names`` (e.g. ``["twins"]``)."""
+    name = _model_aliases.get(model_name, model_name)
+    return any(name in _module_to_models[module] for module in module_names)
+
+
 def get_pretrained_cfg(model_name):
     return dict(_model_default_cfgs[resolve_model_name(model_name)])
+
+
+def get_pretrained_cfg_value(model_name, cfg_key):
+    """One entry of ``model_name``'s default config (e.g. ``"url"``, ``"input_size"``), None when it has none."""
+    return get_pretrained_cfg(model_name).get(cfg_key) if is_model(model_name) else None
+
+
+def has_pretrained_cfg_key(model_name, cfg_key):
+    return is_model(model_name) and cfg_key in get_pretrained_cfg(model_name)
 
 
 def is_model_pretrained(model_name):

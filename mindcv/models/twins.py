@@ -220,6 +220,7 @@ class Twins(nn.Cell):
             raise InvalidValueError(f"out_indices {tuple(out_indices)} must be stage indices in 0..{num_stages - 1}.")
         self.num_classes = num_classes
         self.num_features = embed_dims[-1]
+        self.stage_channels = tuple(embed_dims)
         self.features_only = features_only
         self.out_indices = tuple(out_indices)
         self.feature_info = [dict(num_chs=embed_dims[i], reduction=4 * 2 ** i, module=f"blocks.{i}")
@@ -293,6 +294,28 @@ class Twins(nn.Cell):
             outputs += (x,)
         return outputs
 
+    def forward_intermediates(self, x, indices):
+        """The outputs of stages ``indices`` as NCHW maps (strides 4, 8, 16, 32), from an NCHW image batch."""
+        stages = self.forward_stages(x)
+        maps = ()
+        for i in indices:
+            maps += (stages[i].transpose(0, 3, 1, 2),)
+        return maps
+
+    def freeze_stages(self, num_stages):
+        """Finetuning a backbone: the patch embedding (``num_stages`` 0) or it and the first ``num_stages`` stages
+        (each with its patch embedding and PEG) get no gradient, hence no optimizer state and no weight decay;
+        -1 freezes nothing. Returns the frozen parameters' names."""
+        if not -1 <= num_stages <= len(self.blocks):
+            raise InvalidValueError(f"freeze_stages {num_stages} must lie in -1..{len(self.blocks)} (-1: none, "
+                                    "0: the patch embedding, K: it and the first K stages).")
+        prefixes = ["patch_embeds.0."] if num_stages >= 0 else []
+        prefixes += [f"{part}.{s}." for s in range(num_stages) for part in ("patch_embeds", "pos_block", "blocks")]
+        frozen = [p for p in self.get_parameters() if p.name.startswith(tuple(prefixes))]
+        for param in frozen:
+            param.requires_grad = False
+        return [p.name for p in frozen]
+
     def forward_features(self, x):
         """Normalised tokens of the last stage, (B, N, C)."""
         x = self.forward_stages(x)[-1]
@@ -305,11 +328,7 @@ class Twins(nn.Cell):
 
     def construct(self, x):
         if self.features_only:
-            stages = self.forward_stages(x)
-            maps = ()
-            for i in self.out_indices:
-                maps += (stages[i].transpose(0, 3, 1, 2),)
-            return maps
+            return self.forward_intermediates(x, self.out_indices)
         return self.forward_head(self.forward_features(x))
 
 

@@ -6,17 +6,15 @@ from mindspore import nn
 from ..foundation.errors import InvalidValueError, UnknownNameError
 
 
-def _leaf(param):
-    return param.name.rsplit(".", 1)[-1]
-
-
 def _mindspore_default_decays(param):
     """MindSpore's own rule for a flat parameter list: no decay for names containing ``gamma`` or ``beta``."""
     return "gamma" not in param.name and "beta" not in param.name
 
 
 def _decays_unless_norm_bias_or_1d(param):
-    return _leaf(param) not in ("gamma", "beta", "bias") and param.ndim > 1
+    """MindCV's rule (no decay for names containing ``gamma``, ``beta`` or ``bias``) and timm's (nor for any
+    1-D parameter)."""
+    return _mindspore_default_decays(param) and "bias" not in param.name and param.ndim > 1
 
 
 # weight_decay_filter -> does this parameter get weight decay?

@@ -51,9 +51,9 @@ def test_class_weights_and_reduction():
     assert float(summed) == pytest.approx(sum(expected), rel=1e-6)
 
 
-def test_binary_cross_entropy_with_binary_smoothing():
-    eps = 0.2
-    targets = np.eye(3)[LABELS] * (1 - eps) + eps / 2
+def test_binary_cross_entropy_smooths_targets_as_mindcv():
+    eps, classes = 0.2, 3
+    targets = np.eye(classes)[LABELS] * (1 - eps) + eps / classes
     probs = 1 / (1 + np.exp(-LOGITS.astype(np.float64)))
     expected = -np.mean(targets * np.log(probs) + (1 - targets) * np.log(1 - probs))
     loss = create_loss("BCE", label_smoothing=eps)(Tensor(LOGITS), Tensor(LABELS))
