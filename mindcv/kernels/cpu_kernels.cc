@@ -1,15 +1,22 @@
 // Fused fp32 CPU kernels for Twins, called through MindSpore's ops.Custom ("aot").
 //
 // Every entry point has MindSpore's AOT signature: params holds the inputs, then the outputs, as
-// contiguous row-major buffers. Tensors are channels-last, so the innermost loops run over channels and
-// vectorise. Work is split over short-lived std::threads rather than OpenMP: OpenMP's idle workers spin and
-// take the cores from MindSpore's own thread pool between calls.
+// contiguous row-major buffers, and dtypes their element types. Anything but float32 is refused with a
+// non-zero return, which MindSpore raises as a RuntimeError naming the function and the code. Tensors are
+// channels-last, so the innermost loops run over channels and vectorise. Work is split over a pool of
+// threads that sleep on a condition variable between calls rather than OpenMP: OpenMP's idle workers spin
+// and take the cores from MindSpore's own thread pool.
+#include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
+#include <cstring>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -50,17 +57,123 @@ int NumThreads() {
   return std::max(static_cast<int>(std::thread::hardware_concurrency()), 1);
 }
 
-// Calls body(chunk, begin, end) on ``NumThreads()`` contiguous chunks of [0, n), one on this thread.
-template <typename Body>
-int ParallelFor(int64_t n, int64_t min_per_chunk, Body body) {
-  const int chunks = static_cast<int>(std::clamp<int64_t>(n / std::max<int64_t>(min_per_chunk, 1), 1, NumThreads()));
-  std::vector<std::thread> workers;
-  for (int chunk = 1; chunk < chunks; ++chunk) {
-    workers.emplace_back(body, chunk, n * chunk / chunks, n * (chunk + 1) / chunks);
+// One ParallelFor call: body(chunk, begin, end) on ``chunks`` contiguous chunks of [0, n).
+struct Job {
+  void (*run)(const void *body, int chunk, int64_t begin, int64_t end);
+  const void *body;
+  int chunks;
+  int64_t n;
+
+  void RunChunk(int chunk) const { run(body, chunk, n * chunk / chunks, n * (chunk + 1) / chunks); }
+};
+
+// NumThreads() - 1 workers, started once and asleep between jobs.
+class ThreadPool {
+ public:
+  ThreadPool() : owner_(getpid()), size_(NumThreads()) {
+    for (int index = 1; index < size_; ++index) {
+      workers_.emplace_back([this, index] { Work(index); });
+      pthread_setname_np(workers_.back().native_handle(), "mindcv-kernels");
+    }
   }
-  body(0, 0, n / chunks);
-  for (std::thread &worker : workers) worker.join();
+
+  // Runs at exit and when MindSpore unloads the library: the workers must leave its code before it is unmapped.
+  ~ThreadPool() {
+    if (Forked()) {
+      for (std::thread &worker : workers_) worker.detach();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread &worker : workers_) worker.join();
+  }
+
+  int size() const { return size_; }
+
+  // Runs ``job``: chunk 0 on this thread, chunk i on worker i. Callers on several threads take turns, since
+  // each job uses every core anyway.
+  void Run(const Job &job) {
+    if (job.chunks == 1 || Forked()) {
+      for (int chunk = 0; chunk < job.chunks; ++chunk) job.RunChunk(chunk);
+      return;
+    }
+    std::lock_guard<std::mutex> turn(turn_);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = job;
+      pending_ = job.chunks - 1;
+      ++generation_;
+    }
+    wake_.notify_all();
+    job.RunChunk(0);
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+  }
+
+ private:
+  // A forked child (a data loader, say) has a copy of the pool's memory but none of its threads.
+  bool Forked() const { return getpid() != owner_; }
+
+  void Work(int index) {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      if (index >= job_.chunks) continue;
+      const Job job = job_;
+      lock.unlock();
+      job.RunChunk(index);
+      lock.lock();
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  const pid_t owner_;
+  const int size_;
+  std::vector<std::thread> workers_;
+  std::mutex turn_;   // one job at a time
+  std::mutex mutex_;  // guards the fields below
+  std::condition_variable wake_, done_;
+  Job job_{};
+  int pending_ = 0;  // chunks of job_ that workers have not finished
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+ThreadPool &Pool() {
+  static ThreadPool pool;
+  return pool;
+}
+
+// The most chunks ParallelFor makes: the size of per-chunk partial-sum buffers.
+int MaxChunks() { return Pool().size(); }
+
+// Every chunk, the caller's included, runs this one compiled copy of a body: noipa keeps the compiler from
+// inlining it into, or specialising it for, a caller, where -ffast-math would round each copy its own way. So a
+// row's result does not depend on the chunk it falls in: neither on the batch size nor on the number of threads.
+template <typename Body>
+[[gnu::noipa]] void RunBody(const void *body, int chunk, int64_t begin, int64_t end) {
+  (*static_cast<const Body *>(body))(chunk, begin, end);
+}
+
+// Calls body(chunk, begin, end) on up to MaxChunks() contiguous chunks of [0, n) of at least min_per_chunk
+// each, in parallel; returns the number of chunks.
+template <typename Body>
+int ParallelFor(int64_t n, int64_t min_per_chunk, const Body &body) {
+  const int chunks = static_cast<int>(std::clamp<int64_t>(n / std::max<int64_t>(min_per_chunk, 1), 1, MaxChunks()));
+  Pool().Run({RunBody<Body>, &body, chunks, n});
   return chunks;
+}
+
+constexpr int kWrongDtype = 2;
+
+bool AllFloat32(int nparam, const char **dtypes) {
+  return std::all_of(dtypes, dtypes + nparam, [](const char *dtype) { return std::strcmp(dtype, "float32") == 0; });
 }
 
 int64_t NumElements(int ndim, const int64_t *shape) {
@@ -154,6 +267,7 @@ extern "C" {
 // y = gelu(x + bias), the exact (erf) GELU x * Phi(x), over the last axis. Inputs: x (..., C), bias (C).
 int BiasGeluForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                     void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
   const float *x = static_cast<const float *>(params[0]);
   const float *bias = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
@@ -176,13 +290,14 @@ int BiasGeluForward(int nparam, void **params, int *ndims, int64_t **shapes, con
 // and dbias (C) = dx summed over every axis but the last.
 int BiasGeluBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                      void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
   const float *x = static_cast<const float *>(params[0]);
   const float *bias = static_cast<const float *>(params[1]);
   const float *dy = static_cast<const float *>(params[2]);
   float *dx = static_cast<float *>(params[3]);
   float *dbias = static_cast<float *>(params[4]);
   const auto [rows, channels] = AsRows(ndims[0], shapes[0]);
-  std::vector<float> partial(static_cast<size_t>(NumThreads()) * channels, 0.0f);
+  std::vector<float> partial(static_cast<size_t>(MaxChunks()) * channels, 0.0f);
   const int chunks = ParallelFor(rows, kElementsPerChunk / channels, [&](int chunk, int64_t begin, int64_t end) {
     float *acc = partial.data() + static_cast<size_t>(chunk) * channels;
     for (int64_t row = begin; row < end; ++row) {
@@ -206,6 +321,7 @@ int BiasGeluBackward(int nparam, void **params, int *ndims, int64_t **shapes, co
 // PEG: y = x + depthwise_conv3x3(x, weight (C,1,3,3), padding 1) + bias, x channels-last (B, H, W, C).
 int PegForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
   const int64_t *shape = shapes[0];
   const std::vector<float> taps = TapsByChannel(static_cast<const float *>(params[1]), shape[3], false);
   Depthwise3x3Residual(static_cast<const float *>(params[0]), taps.data(), static_cast<const float *>(params[2]),
@@ -216,6 +332,7 @@ int PegForward(int nparam, void **params, int *ndims, int64_t **shapes, const ch
 // dx = dy + transposed depthwise conv of dy. Inputs: dy (B, H, W, C), weight (C, 1, 3, 3).
 int PegBackwardInput(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                      void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
   const int64_t *shape = shapes[0];
   const std::vector<float> taps = TapsByChannel(static_cast<const float *>(params[1]), shape[3], true);
   Depthwise3x3Residual(static_cast<const float *>(params[0]), taps.data(), nullptr, static_cast<float *>(params[2]),
@@ -226,13 +343,14 @@ int PegBackwardInput(int nparam, void **params, int *ndims, int64_t **shapes, co
 // dweight (C, 1, 3, 3) and dbias (C) from x and dy, both (B, H, W, C).
 int PegBackwardWeight(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                       void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
   const float *x = static_cast<const float *>(params[0]);
   const float *dy = static_cast<const float *>(params[1]);
   float *dweight = static_cast<float *>(params[2]);
   float *dbias = static_cast<float *>(params[3]);
   const int64_t batch = shapes[0][0], height = shapes[0][1], width = shapes[0][2], channels = shapes[0][3];
   // 9 tap sums and the bias sum per chunk, added up at the end.
-  std::vector<float> partial(static_cast<size_t>(NumThreads()) * 10 * channels, 0.0f);
+  std::vector<float> partial(static_cast<size_t>(MaxChunks()) * 10 * channels, 0.0f);
   const int chunks = ParallelFor(batch * height, 1, [&](int chunk, int64_t begin, int64_t end) {
     float *acc = partial.data() + static_cast<size_t>(chunk) * 10 * channels;
     for (int64_t row = begin; row < end; ++row) {
@@ -268,6 +386,7 @@ int PegBackwardWeight(int nparam, void **params, int *ndims, int64_t **shapes, c
 // LayerNorm over the last axis. Inputs: x (..., C), gamma (C), beta (C), eps (1). Output: y like x.
 int LayerNormForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                      void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
   const float *x = static_cast<const float *>(params[0]);
   const float *gamma = static_cast<const float *>(params[1]);
   const float *beta = static_cast<const float *>(params[2]);
@@ -290,6 +409,7 @@ int LayerNormForward(int nparam, void **params, int *ndims, int64_t **shapes, co
 // The row statistics are recomputed from x rather than stored by the forward pass.
 int LayerNormBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                       void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
   const float *x = static_cast<const float *>(params[0]);
   const float *gamma = static_cast<const float *>(params[1]);
   const float *dy = static_cast<const float *>(params[2]);
@@ -298,7 +418,7 @@ int LayerNormBackward(int nparam, void **params, int *ndims, int64_t **shapes, c
   float *dgamma = static_cast<float *>(params[5]);
   float *dbeta = static_cast<float *>(params[6]);
   const auto [rows, channels] = AsRows(ndims[0], shapes[0]);
-  std::vector<float> partial(static_cast<size_t>(NumThreads()) * 2 * channels, 0.0f);  // dgamma, dbeta per chunk
+  std::vector<float> partial(static_cast<size_t>(MaxChunks()) * 2 * channels, 0.0f);  // dgamma, dbeta per chunk
   const int chunks = ParallelFor(rows, kElementsPerChunk / channels, [&](int chunk, int64_t begin, int64_t end) {
     float *acc_gamma = partial.data() + static_cast<size_t>(chunk) * 2 * channels;
     float *acc_beta = acc_gamma + channels;
@@ -335,6 +455,7 @@ int LayerNormBackward(int nparam, void **params, int *ndims, int64_t **shapes, c
 // y = x + bias over the last axis. Inputs: x (..., C), bias (C).
 int BiasAddForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                    void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
   const float *x = static_cast<const float *>(params[0]);
   const float *bias = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
@@ -351,10 +472,11 @@ int BiasAddForward(int nparam, void **params, int *ndims, int64_t **shapes, cons
 // dbias (C) = sum of dy (..., C) over every axis but the last.
 int BiasAddBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                     void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
   const float *dy = static_cast<const float *>(params[0]);
   float *dbias = static_cast<float *>(params[1]);
   const auto [rows, channels] = AsRows(ndims[0], shapes[0]);
-  std::vector<float> partial(static_cast<size_t>(NumThreads()) * channels, 0.0f);
+  std::vector<float> partial(static_cast<size_t>(MaxChunks()) * channels, 0.0f);
   const int chunks = ParallelFor(rows, kElementsPerChunk / channels, [&](int chunk, int64_t begin, int64_t end) {
     float *acc = partial.data() + static_cast<size_t>(chunk) * channels;
     for (int64_t row = begin; row < end; ++row) {
@@ -371,10 +493,11 @@ int BiasAddBackward(int nparam, void **params, int *ndims, int64_t **shapes, con
 // scalar: the global norm for gradient clipping in one pass instead of two kernels per tensor.
 int SumOfSquares(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                  void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
   const int inputs = nparam - 1;
   std::vector<int64_t> starts(inputs + 1, 0);  // where each tensor begins in the concatenation of all inputs
   for (int i = 0; i < inputs; ++i) starts[i + 1] = starts[i] + NumElements(ndims[i], shapes[i]);
-  std::vector<double> partial(NumThreads(), 0.0);
+  std::vector<double> partial(MaxChunks(), 0.0);
   const int chunks = ParallelFor(starts[inputs], kElementsPerChunk, [&](int chunk, int64_t begin, int64_t end) {
     double total = 0.0;
     for (int i = 0; i < inputs; ++i) {

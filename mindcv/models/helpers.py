@@ -76,8 +76,8 @@ def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto
     Accepts our names, the reference's (LayerNorm weight/bias) and the seed port's. Entries that are
     training state of a model parameter the checkpoint also holds (``<prefix>.<param name>`` beside
     ``<param name>``, e.g. optimizer moments) and dot-free scalars (``global_step``) are ignored; with
-    ``auto_mapping`` a wrapper prefix (``backbone.head.weight``) is matched to the model's name. With ``ema`` the ``ema.``-prefixed copy is loaded.
-    A classifier of another size is left initialised with a warning; a first conv with other input
+    ``auto_mapping`` a wrapper prefix (``backbone.head.weight``) is matched to the model's name. With ``ema``
+    the ``ema.``-prefixed copy is loaded. A classifier of another size is left initialised with a warning; a first conv with other input
     channels is adapted. Anything else missing, unexpected or of another shape raises CheckpointError.
     """
     if ema:

@@ -12,9 +12,12 @@ def _raising(error):
     return main
 
 
-@pytest.mark.parametrize("error", [InvalidValueError("lr -1 is out of range"), ConfigError("unknown key 'lerning_rate'"),
-                                   CheckpointError("x.ckpt is not readable"), MissingPathError("no such folder /d"),
-                                   UnknownNameError("model", "svt_smal", ["svt_small"])])
+USER_ERRORS = [InvalidValueError("lr -1 is out of range"), ConfigError("unknown key 'lerning_rate'"),
+               CheckpointError("x.ckpt is not readable"), MissingPathError("no such folder /d"),
+               UnknownNameError("model", "svt_smal", ["svt_small"])]
+
+
+@pytest.mark.parametrize("error", USER_ERRORS)
 def test_user_errors_print_one_line_and_exit_2(error, capsys):
     assert run_cli(_raising(error), lambda: None) == 2
     err = capsys.readouterr().err
