@@ -1,25 +1,16 @@
-"""MindCV-style model zoo centred on the Twins vision transformers (PCPVT, SVT)."""
+"""MindCV-style model zoo centred on the Twins vision transformers (PCPVT, SVT).
+
+As MindCV's, the package top level re-exports the builders' public names (``mindcv.create_model``,
+``mindcv.is_model``, ``mindcv.create_loader``, ...) and ``mindcv.utils``'s."""
 from . import data, loss, models, optim, scheduler, utils
-from .data import create_dataset, create_loader, create_transforms
-from .loss import create_loss
-from .models import create_model, list_models
-from .optim import create_optimizer
-from .scheduler import create_scheduler
+from .data import *  # noqa: F401,F403
+from .loss import *  # noqa: F401,F403
+from .models import *  # noqa: F401,F403
+from .optim import *  # noqa: F401,F403
+from .scheduler import *  # noqa: F401,F403
+from .utils import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
-__all__ = [
-    "create_dataset",
-    "create_loader",
-    "create_loss",
-    "create_model",
-    "create_optimizer",
-    "create_scheduler",
-    "create_transforms",
-    "data",
-    "list_models",
-    "loss",
-    "models",
-    "optim",
-    "scheduler",
-    "utils",
-]
+__all__ = ["data", "loss", "models", "optim", "scheduler", "utils"]
+for _package in (data, loss, models, optim, scheduler):
+    __all__ += _package.__all__

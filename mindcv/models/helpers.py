@@ -40,9 +40,10 @@ def load_pretrained(model, default_cfg=None, num_classes=None, in_channels=None,
     _check_model_matches(model, default_cfg, num_classes, in_channels)
     path = download_url(url, sha256=default_cfg.get("sha256"))
     param_dict = _read_weights(path)
-    if filter_fn is not None:
-        param_dict = filter_fn(param_dict)
-    load_checkpoint_into(model, param_dict, path)
+    filtered = param_dict if filter_fn is None else filter_fn(param_dict)
+    # What the filter took out stays as the model initialised it, instead of counting as missing.
+    filtered_out = set(to_mindcv_names(param_dict)) - set(to_mindcv_names(filtered))
+    load_checkpoint_into(model, filtered, path, left_initialised=filtered_out)
 
 
 def _check_model_matches(model, default_cfg, num_classes, in_channels):
@@ -70,7 +71,7 @@ def load_model_checkpoint(model, checkpoint_path, ema=False, auto_mapping=False)
     load_checkpoint_into(model, _read_weights(checkpoint_path), checkpoint_path, ema=ema, auto_mapping=auto_mapping)
 
 
-def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto_mapping=False):
+def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto_mapping=False, left_initialised=()):
     """Load ``param_dict`` (name -> Parameter/Tensor/array) into ``model``, strictly and by name.
 
     Accepts our names, the reference's (LayerNorm weight/bias) and the seed port's. Entries that are
@@ -78,7 +79,8 @@ def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto
     ``<param name>``, e.g. optimizer moments) and dot-free scalars (``global_step``) are ignored; with
     ``auto_mapping`` a wrapper prefix (``backbone.head.weight``) is matched to the model's name. With ``ema``
     the ``ema.``-prefixed copy is loaded. A classifier of another size is left initialised with a warning; a first conv with other input
-    channels is adapted. Anything else missing, unexpected or of another shape raises CheckpointError.
+    channels is adapted. Parameters named in ``left_initialised`` may be absent. Anything else missing,
+    unexpected or of another shape raises CheckpointError.
     """
     if ema:
         param_dict = {k[len("ema."):]: v for k, v in param_dict.items() if k.startswith("ema.")}
@@ -87,7 +89,8 @@ def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto
     expected = {p.name: p for p in model.get_parameters()}
     state, unexpected = _model_state(to_mindcv_names(param_dict), expected, auto_mapping)
     cfg = getattr(model, "default_cfg", {})
-    left_initialised = _drop_mismatched_classifier(state, expected, cfg.get("classifier"), source)
+    left_initialised = _drop_mismatched_classifier(state, expected, cfg.get("classifier"), source) | set(
+        left_initialised)
     _adapt_first_conv(state, expected, cfg.get("first_conv"))
 
     missing = sorted(k for k in expected if k not in state and k not in left_initialised)
