@@ -60,6 +60,7 @@ class Option:
     check: Optional[Callable] = None  # predicate on the converted value
     accepted: str = ""  # how to describe values that fail ``check``
     aliases: tuple = ()
+    counts: Optional[tuple] = None  # nargs "+": the accepted numbers of values; one value stands alone
     required: bool = False
     positional: bool = False
     switch: bool = False  # a flag without a value: given means True
@@ -112,7 +113,8 @@ SCHEMA = {
         Option("ratio", (0.75, 1.333), "RandomResizedCrop aspect-ratio range", finite_float, nargs="2"),
         Option("hflip", 0.5, "horizontal flip probability", finite_float, **_probability()),
         Option("vflip", 0.0, "vertical flip probability", finite_float, **_probability()),
-        Option("color_jitter", 0.4, "colour jitter strength (0: off)", optional(finite_float)),
+        Option("color_jitter", 0.4, "colour jitter: one strength for brightness, contrast and saturation, or 3 "
+               "values, or 4 with hue (none/0: off)", optional(finite_float), nargs="+", counts=(1, 3, 4)),
         Option("interpolation", "bilinear", "resize interpolation",
                choices=("bilinear", "bicubic", "nearest", "area", "lanczos")),
         Option("auto_augment", None, "timm-style policy, e.g. randaug-m9-mstd0.5-inc1, autoaug, trivialaugwide",
@@ -121,6 +123,12 @@ SCHEMA = {
         Option("re_scale", (0.02, 1 / 3), "random erasing area range", finite_float, nargs="2"),
         Option("re_ratio", (0.3, 3.3), "random erasing aspect-ratio range", finite_float, nargs="2"),
         Option("re_value", "random", "random erasing fill: 'random' or a number", str),
+        Option("re_max_attempts", 10, "random erasing: tries to place a box before giving up", int,
+               **_positive(">= 1")),
+        Option("mean", None, "normalisation mean per channel, 0-255 or 0-1 scale (default: the dataset's)",
+               finite_float, nargs="+"),
+        Option("std", None, "normalisation std per channel, 0-255 or 0-1 scale (default: the dataset's)",
+               finite_float, nargs="+", check=lambda v: v > 0, accepted="> 0"),
         Option("crop_pct", 0.875, "evaluation: resize to image_resize / crop_pct, then centre crop", finite_float,
                check=lambda v: 0 < v <= 1, accepted="in (0, 1]"),
         Option("mixup", 0.0, "mixup alpha (0: off)", finite_float, **_non_negative()),
@@ -272,7 +280,7 @@ def _check_value(option, value, source):
                 value = [value]
             if option.nargs == "2" and len(value) != 2:
                 raise ValueError(f"{list(value)} does not have 2 values")
-            converted = tuple(option.type(v) for v in value)
+            converted = _counted(option, tuple(option.type(v) for v in value))
         else:
             converted = option.type(value)
     except (TypeError, ValueError) as err:
@@ -281,10 +289,19 @@ def _check_value(option, value, source):
     if option.choices is not None and converted not in option.choices:
         raise ConfigError(f"{source}: {option.name}: {value!r} is not accepted; choose one of "
                           f"{', '.join(map(str, option.choices))}.")
-    values = converted if option.nargs else (converted,)
+    values = converted if isinstance(converted, tuple) else (converted,)
     if option.check is not None and not all(v is None or option.check(v) for v in values):
         raise ConfigError(f"{source}: {option.name}: {value!r} is out of range; it must be {option.accepted}.")
     return converted
+
+
+def _counted(option, values):
+    """A list option's values, checked against ``option.counts``; a single value unwrapped."""
+    if option.counts is None:
+        return values
+    if len(values) not in option.counts:
+        raise ValueError(f"{list(values)} has {len(values)} values, not {' or '.join(map(str, option.counts))}")
+    return values[0] if len(values) == 1 else values
 
 
 def _describe_type(option):
@@ -293,6 +310,8 @@ def _describe_type(option):
     base = names.get(name, name)
     if option.nargs == "2":
         return f"two values, each {base}"
+    if option.counts:
+        return f"{' or '.join(map(str, option.counts))} values, each {base}"
     return f"a list, each {base}" if option.nargs else base
 
 
@@ -407,6 +426,11 @@ def parse_args(argv=None, description="MindCV-Twins"):
     known, _ = pre.parse_known_args(argv)
     defaults = load_yaml_config(known.config) if known.config else {}
     args = create_parser(description, defaults).parse_args(argv)
-    for name in ("scale", "ratio", "re_scale", "re_ratio", "multi_step_decay_milestones"):
-        setattr(args, name, tuple(getattr(args, name)))
+    for option in OPTIONS.values():
+        value = getattr(args, option.name)
+        if option.nargs and isinstance(value, list):  # from the command line: converted one token at a time
+            try:
+                setattr(args, option.name, _counted(option, tuple(value)))
+            except ValueError as err:
+                raise ConfigError(f"command line: {option.name}: {err}; expected {_describe_type(option)}.") from None
     return args
