@@ -23,7 +23,8 @@ _COMPILE_FLAGS = ["-std=c++20", "-O3", "-ffast-math", "-fno-finite-math-only", "
 _LINK_FLAGS = ["-shared", "-pthread"]
 SWITCH_ENV = "MINDCV_FUSED_KERNELS"
 CACHE_ENV = "MINDCV_KERNEL_CACHE"
-# The x86-64 psABI levels, lowest first, each with the /proc/cpuinfo flags it adds to the one before.
+# The x86-64 psABI levels, lowest first, each with the /proc/cpuinfo flags it adds to the one before (cpuinfo
+# names: pni is SSE3, abm LZCNT).
 _X86_LEVELS = {
     "x86-64": set(),
     "x86-64-v2": {"cx16", "lahf_lm", "popcnt", "pni", "sse4_1", "sse4_2", "ssse3"},
@@ -86,7 +87,7 @@ def _compile(compiler, level, target):
         os.replace(library, target)  # atomic: concurrent ranks never load a half-written library
 
 
-def _cached_library(level):
+def _library_file(level):
     with open(_SOURCE, "rb") as source:
         flags = " ".join(_compile_flags(level) + _LINK_FLAGS + [level]).encode()
         key = hashlib.sha256(source.read() + flags).hexdigest()
@@ -100,7 +101,7 @@ def build_library(level=None):
     level = level or cpu_level()
     if level not in isa_levels():
         raise UnknownNameError("instruction-set level", level, isa_levels())
-    target = _cached_library(level)
+    target = _library_file(level)
     if not os.path.exists(target):
         compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
         if compiler is None:

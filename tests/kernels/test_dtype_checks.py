@@ -1,0 +1,90 @@
+"""The kernels refuse tensors that are not float32 instead of reading their memory as float32, and MindSpore turns
+the refusal into an error."""
+import ctypes
+import os
+import re
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+from mindspore import nn
+
+from mindcv import kernels
+
+from .aot import call_kernel
+
+# The shapes each entry point is called with: its inputs, then its outputs.
+ENTRY_POINTS = {
+    "BiasGeluForward": [(4, 8), (8,), (4, 8)],
+    "BiasGeluBackward": [(4, 8), (8,), (4, 8), (4, 8), (8,)],
+    "PegForward": [(1, 3, 3, 8), (8, 1, 3, 3), (8,), (1, 3, 3, 8)],
+    "PegBackwardInput": [(1, 3, 3, 8), (8, 1, 3, 3), (1, 3, 3, 8)],
+    "PegBackwardWeight": [(1, 3, 3, 8), (1, 3, 3, 8), (8, 1, 3, 3), (8,)],
+    "LayerNormForward": [(4, 8), (8,), (8,), (1,), (4, 8)],
+    "LayerNormBackward": [(4, 8), (8,), (4, 8), (1,), (4, 8), (8,), (8,)],
+    "BiasAddForward": [(4, 8), (8,), (4, 8)],
+    "BiasAddBackward": [(4, 8), (8,)],
+    "SumOfSquares": [(4, 8), (3,), (1,)],
+}
+OUTPUTS = {"BiasGeluBackward": 2, "PegBackwardWeight": 2, "LayerNormBackward": 3}  # the others have one
+
+
+def test_every_entry_point_of_the_source_is_checked_here():
+    with open(os.path.join(os.path.dirname(kernels.__file__), "cpu_kernels.cc")) as source:
+        defined = re.findall(r"^int (\w+)\(int nparam, void \*\*params", source.read(), re.MULTILINE)
+    assert sorted(defined) == sorted(ENTRY_POINTS)
+
+
+def arrays_for(name):
+    """Positive float32 inputs and NaN-filled outputs, the inputs and outputs of ``name``."""
+    shapes = ENTRY_POINTS[name]
+    inputs = len(shapes) - OUTPUTS.get(name, 1)
+    rng = np.random.default_rng(0)
+    return ([rng.uniform(0.5, 1.5, shape).astype(np.float32) for shape in shapes[:inputs]]
+            + [np.full(shape, np.nan, np.float32) for shape in shapes[inputs:]]), inputs
+
+
+@pytest.fixture(scope="module")
+def library():
+    return ctypes.CDLL(kernels.library_path())
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
+def test_an_entry_point_computes_when_everything_is_float32(library, name):
+    arrays, inputs = arrays_for(name)
+    assert call_kernel(library, name, arrays) == 0
+    assert all(np.isfinite(output).all() for output in arrays[inputs:])
+
+
+@pytest.mark.parametrize("name, position", [(name, position) for name, shapes in sorted(ENTRY_POINTS.items())
+                                            for position in range(len(shapes))])
+def test_an_entry_point_refuses_any_tensor_that_is_not_float32(library, name, position):
+    arrays, inputs = arrays_for(name)
+    dtypes = ["float32"] * len(arrays)
+    dtypes[position] = "float16"
+    assert call_kernel(library, name, arrays, dtypes) != 0
+    assert all(np.isnan(output).all() for output in arrays[inputs:]), "it wrote its outputs anyway"
+
+
+class Apply(nn.Cell):
+    def __init__(self, op):
+        super().__init__()
+        self.op = op
+
+    def construct(self, *tensors):
+        return self.op(*tensors)
+
+
+@pytest.mark.parametrize("make_op, entry", [(kernels.bias_gelu_op, "BiasGeluForward"),
+                                            (kernels.bias_add_op, "BiasAddForward"),
+                                            (kernels.layer_norm_op, "LayerNormForward"),
+                                            (kernels.peg_op, "PegForward"),
+                                            (kernels.sum_of_squares_op, "SumOfSquares")])
+def test_mindspore_raises_on_float16_tensors_instead_of_computing(make_op, entry):
+    """MindSpore's AOT operator passes float16 tensors through to the kernel as they are; the kernel's non-zero
+    return is what makes it raise."""
+    arrays, inputs = arrays_for(entry)
+    tensors = [ms.Tensor(array.astype(np.float16)) for array in arrays[:inputs]]
+    with pytest.raises(RuntimeError, match=f"function\\({entry}\\) is 2"):
+        Apply(make_op())(*tensors).asnumpy()
