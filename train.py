@@ -7,13 +7,13 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from mindcv.cli import call_with_options, options_for, parse_args, run_cli
+from mindcv.cli import call_with_options, options_for, parse_args, run_cli, save_config
 from mindcv.data import source_of
 from mindcv.deploy.inference import write_class_names
 from mindcv.engine import (CheckpointManager, EpochLog, all_reduce_mean, build_dataset, build_eval_loader, build_model,
                            build_train_loader, build_train_step, count_train_steps, evaluate, init_context,
                            load_train_state, prepare_output_dir, resolve_num_classes, restore_train_state,
-                           resume_candidates, swap_ema_weights)
+                           resume_candidates, save_train_state, swap_ema_weights)
 from mindcv.foundation import CheckpointError, NonFiniteLossError, read_checkpoint, setup_logging
 
 _logger = logging.getLogger("train")
@@ -102,8 +102,10 @@ def main(args):
     start_epoch, global_step = resume_point(args, train_step)
 
     if is_main:
+        save_config(args, os.path.join(args.ckpt_save_dir, f"{args.model}.yaml"))
         manager = CheckpointManager(args.ckpt_save_dir, args.model, args.ckpt_save_policy, args.keep_checkpoint_max)
         epoch_log = EpochLog(os.path.join(args.ckpt_save_dir, "train_log.csv"), start_epoch)
+        best_top1 = epoch_log.best("val_top1")
     _logger.info("Training %s on %d device(s), %d steps per epoch, epochs %d to %d.", args.model, device_num,
                  steps_per_epoch, start_epoch + 1, args.epoch_size)
     for epoch in range(start_epoch + 1, args.epoch_size + 1):
@@ -125,6 +127,11 @@ def main(args):
                          skipped_steps=skipped)
         if epoch % args.ckpt_save_interval == 0 or epoch == args.epoch_size:
             _logger.info("Saved %s", manager.save(train_step, epoch, global_step, vars(args), metrics.get("top1")))
+        if metrics and metrics["top1"] > best_top1:
+            best_top1 = metrics["top1"]
+            best_path = os.path.join(args.ckpt_save_dir, f"{args.model}_best.ckpt")
+            save_train_state(best_path, train_step, epoch, global_step, vars(args), best_top1)
+            _logger.info("Saved %s (best val top-1 so far)", best_path)
     return train_step
 
 

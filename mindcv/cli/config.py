@@ -15,11 +15,12 @@ from typing import Any, Callable, Optional
 import yaml
 
 from ..deploy.export import EXPORT_FORMATS
+from ..foundation.checkpoint_io import write_atomic
 from ..foundation.errors import ConfigError
 from ..loss import LOSSES
 
 __all__ = ["EXPORT_SCHEMA", "INFER_SCHEMA", "SCHEMA", "call_with_options", "create_parser", "load_yaml_config",
-           "options_for", "parse_args", "parse_export_args", "parse_infer_args"]
+           "options_for", "parse_args", "parse_export_args", "parse_infer_args", "save_config"]
 
 
 def str2bool(value):
@@ -274,6 +275,8 @@ OPTIONS = {option.name: option for group in SCHEMA.values() for option in group}
 
 def _check_value(option, value, source):
     """The converted value, or ConfigError naming the key, the bad value and what is accepted."""
+    if value is None and option.nargs and option.default is None:  # a list option left unset
+        return None
     try:
         if option.nargs:
             if not isinstance(value, (list, tuple)):
@@ -404,6 +407,18 @@ def parse_infer_args(argv=None):
 def parse_export_args(argv=None):
     return create_parser("Export a MindCV-Twins model to MINDIR, ONNX or AIR.", schema=EXPORT_SCHEMA,
                          config_file=False).parse_args(argv)
+
+
+def save_config(args, path):
+    """The resolved options as a YAML file that ``-c`` reads back (MindCV's ``save_args``), written atomically."""
+    values = {name: list(value) if isinstance(value, tuple) else value for name, value in vars(args).items()
+              if name in OPTIONS}
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            yaml.safe_dump(values, f, sort_keys=False)
+
+    write_atomic(write, path)
 
 
 def options_for(function, args, exclude=()):

@@ -19,6 +19,10 @@ class EpochLog:
         if len(kept) != len(rows) or not rows:
             self._write(kept)
 
+    def best(self, field):
+        """The highest value of ``field`` in the rows so far (-inf when none has one)."""
+        return max((float(row[field]) for row in self.read(self.path) if row[field] != ""), default=float("-inf"))
+
     @staticmethod
     def read(path):
         with open(path, newline="") as f:

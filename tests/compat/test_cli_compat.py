@@ -57,6 +57,19 @@ def test_frozen_stages_do_not_change_and_the_rest_trains(mindcv_style_run):
     assert not any(k.startswith("adam_m.") and k[len("adam_m."):] in frozen for k in last)
 
 
+def test_best_checkpoint_and_resolved_config_are_written_as_mindcv(mindcv_style_run, shapes_dataset):
+    best = ms.load_checkpoint(str(mindcv_style_run / "svt_small_best.ckpt"))
+    top1 = [float(r["val_top1"]) for r in read_log(mindcv_style_run)]
+    best_epoch = top1.index(max(top1)) + 1  # the first epoch reaching the best accuracy
+    assert int(best["epoch"].asnumpy()) == best_epoch
+    assert float(best["metric"].asnumpy()) == pytest.approx(max(top1), abs=1e-4)
+    saved = parse_args(["-c", str(mindcv_style_run / "svt_small.yaml")])
+    given = parse_args([*map(str, MINDCV_STYLE_RUN), "--data_dir", str(shapes_dataset),
+                        "--ckpt_save_dir", str(mindcv_style_run)])
+    assert {k: v for k, v in vars(saved).items() if k != "config"} == {
+        k: (3 if k == "num_classes" else v) for k, v in vars(given).items() if k != "config"}
+
+
 def test_auto_loss_scale_is_what_mindspore_picks_for_the_amp_level():
     assert float(create_loss_scale("auto", 1024.0, "O0").asnumpy()) == 1.0
     dynamic = create_loss_scale("auto", 1024.0, "O2")

@@ -27,7 +27,8 @@ def test_graph_mode_training_writes_log_and_checkpoints(graph_run):
     assert [int(r["step"]) for r in rows] == [6, 12]
     assert all(np.isfinite(float(r["train_loss"])) and 0 <= float(r["val_top1"]) <= 100 for r in rows)
     assert sorted(os.listdir(graph_run)) == ["checkpoints.json", "class_names.txt", "svt_small-1.ckpt",
-                                             "svt_small-2.ckpt", "train.log", "train_log.csv"]
+                                             "svt_small-2.ckpt", "svt_small.yaml", "svt_small_best.ckpt",
+                                             "train.log", "train_log.csv"]
     assert (graph_run / "class_names.txt").read_text() == "circle\nsquare\nstripes\n"
     params = ms.load_checkpoint(str(graph_run / "svt_small-2.ckpt"))
     assert int(params["epoch"].asnumpy()) == 2 and int(params["steps_done"].asnumpy()) == 12
