@@ -1,7 +1,8 @@
 """``create_dataset``: image folders (ImageNet layout) and CIFAR-10/100, MNIST from their standard files.
 
 Every dataset yields the columns ``image`` (encoded bytes for image folders, decoded HWC uint8 arrays for
-the others) and ``label`` (int32), read in the order a ``ShardSampler`` deals out.
+the others) and ``label`` (int32), read in the order a ``ShardSampler`` deals out, and answers
+``num_classes()`` with its class count, as MindCV's train.py asks.
 """
 import copy
 import gzip
@@ -27,7 +28,8 @@ class DatasetSource:
 
     name: str
     sampler: ShardSampler
-    classes: tuple = ()
+    classes: tuple = ()  # class names, where the dataset has them (image folders)
+    num_classes: int = None
 
 
 SOURCE_ATTRIBUTE = "mindcv_source"
@@ -36,6 +38,18 @@ SOURCE_ATTRIBUTE = "mindcv_source"
 def source_of(dataset):
     """The ``DatasetSource`` of a dataset from ``create_dataset``, or ``None`` for any other dataset."""
     return getattr(dataset, SOURCE_ATTRIBUTE, None)
+
+
+def get_dataset_download_root():
+    """Where datasets live when ``create_dataset`` gets no root: ``~/.mindspore/datasets``, as in MindCV."""
+    return os.path.join(os.path.expanduser("~"), ".mindspore", "datasets")
+
+
+def answer_num_classes(dataset, num_classes):
+    """Make ``dataset.num_classes()`` return ``num_classes``: MindSpore's answers only for its own folder reader
+    (``None`` for a ``GeneratorDataset``, for CIFAR and MNIST, and for any pipeline built on them)."""
+    dataset.num_classes = lambda: num_classes
+    return dataset
 
 
 def resolve_workers(num_parallel_workers):
@@ -63,7 +77,7 @@ def _image_folder(root, split, sampler_args, workers, download):
     sampler = ShardSampler(len(labels), **sampler_args)
     dataset = ds.GeneratorDataset(EncodedImageSource(split_dir, paths, labels), ["image", "label"], sampler=sampler,
                                   num_parallel_workers=workers, python_multiprocessing=False)
-    return dataset, sampler, tuple(classes)
+    return dataset, sampler, tuple(classes), len(classes)
 
 
 _SPLIT_ALIASES = {"train": "train", "test": "test", "val": "test", "validation": "test", "all": "all"}
@@ -78,6 +92,7 @@ class _BinaryDataset:
     urls: tuple
     folder: str  # where the archive unpacks, relative to root ("" when the files sit in root)
     files: dict  # usage -> files it needs
+    num_classes: int
     label_column: str = "label"
 
     def layout(self, root):
@@ -121,24 +136,24 @@ class _BinaryDataset:
         sampler = ShardSampler(size, **sampler_args)
         dataset = self.reader(data_dir, usage=usage, sampler=sampler, num_parallel_workers=workers)
         if self.label_column != "label":
-            dataset = dataset.rename(self.label_column, "label")
-        return dataset.project(["image", "label"]), sampler, ()
+            dataset = dataset.rename(self.label_column, "label").project(["image", "label"])
+        return dataset, sampler, (), self.num_classes
 
 
 _MNIST_FILES = {"train": ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"],
                 "test": ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]}
 _CIFAR10 = _BinaryDataset(
     "cifar10", ds.Cifar10Dataset, ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",), "cifar-10-batches-bin",
-    {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]})
+    {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]}, 10)
 _CIFAR100 = _BinaryDataset(
     "cifar100", ds.Cifar100Dataset, ("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",), "cifar-100-binary",
-    {"train": ["train.bin"], "test": ["test.bin"]}, label_column="fine_label")
+    {"train": ["train.bin"], "test": ["test.bin"]}, 100, label_column="fine_label")
 _MNIST = _BinaryDataset(
     "mnist", ds.MnistDataset,
     tuple(f"https://ossci-datasets.s3.amazonaws.com/mnist/{f}.gz" for files in _MNIST_FILES.values() for f in files),
-    "", _MNIST_FILES)
+    "", _MNIST_FILES, 10)
 
-# name -> reader(root, split, sampler arguments, workers, download)
+# name -> reader(root, split, sampler arguments, workers, download) -> (dataset, sampler, classes, num_classes)
 DATASETS = {
     "": _image_folder,
     "imagenet": _image_folder,
@@ -150,28 +165,31 @@ DATASETS = {
 
 def create_dataset(name="", root=None, split="train", shuffle=True, num_samples=None, num_shards=None, shard_id=None,
                    num_parallel_workers=None, download=False, num_aug_repeats=0, seed=None):
-    """A ``mindspore.dataset`` of ``(image, label)`` rows.
+    """A ``mindspore.dataset`` of ``(image, label)`` rows whose ``num_classes()`` is the class count.
 
-    ``name``: a key of ``DATASETS``; ``''``/``'imagenet'`` read ``root/split/<class>/<image>`` (classes sorted,
-    label ids in that order; undecodable files skipped with a warning). ``num_shards``/``shard_id``: this
-    rank's disjoint part (see ``ShardSampler``). ``num_samples``: at most this many samples per rank.
-    ``num_aug_repeats`` > 0: repeated augmentation with that many copies of each image. ``seed``: the
-    shuffling seed, which must be the same on every rank (default: ``mindspore.set_seed``'s).
+    ``name``: a key of ``DATASETS``, any case; ``''``/``'imagenet'`` read ``root/split/<class>/<image>``
+    (classes sorted, label ids in that order; undecodable files skipped with a warning). ``root`` defaults to
+    ``get_dataset_download_root()/name``, as in MindCV. ``num_shards``/``shard_id``: this rank's disjoint part
+    (see ``ShardSampler``). ``num_samples``: at most this many samples per rank. ``num_aug_repeats`` > 0:
+    repeated augmentation with that many copies of each image. ``seed``: the shuffling seed, which must be the
+    same on every rank (default: ``mindspore.set_seed``'s).
     """
-    if name not in DATASETS:
+    key = name.lower() if isinstance(name, str) else name
+    if key not in DATASETS:
         raise UnknownNameError("dataset", name, DATASETS)
+    name = key
     if root is None:
-        raise InvalidValueError("create_dataset needs root, the folder holding the dataset.")
+        root = os.path.join(get_dataset_download_root(), name)
     if not download and not os.path.isdir(root):
         raise MissingPathError(f"Dataset root does not exist: {root}")
     if (num_shards is None) != (shard_id is None):
         raise InvalidValueError(f"Pass num_shards and shard_id together (got {num_shards} and {shard_id}).")
     sampler_args = dict(num_shards=num_shards or 1, shard_id=shard_id or 0, shuffle=shuffle, num_samples=num_samples,
                         num_repeats=num_aug_repeats or 1, seed=shared_seed(seed))
-    dataset, sampler, classes = DATASETS[name](root, split, sampler_args, resolve_workers(num_parallel_workers),
-                                               download)
-    setattr(dataset, SOURCE_ATTRIBUTE, DatasetSource(name, sampler, classes))
-    return dataset
+    dataset, sampler, classes, num_classes = DATASETS[name](root, split, sampler_args,
+                                                            resolve_workers(num_parallel_workers), download)
+    setattr(dataset, SOURCE_ATTRIBUTE, DatasetSource(name, sampler, classes, num_classes))
+    return answer_num_classes(dataset, num_classes)
 
 
 def dataset_for_epoch(dataset, epoch):

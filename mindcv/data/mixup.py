@@ -60,7 +60,17 @@ class Mixup:
             images = (lam * images + (1.0 - lam) * partner).astype(images.dtype)
         return images, (lam * targets + (1.0 - lam) * targets[::-1]).astype(np.float32)
 
+    def targets(self, labels):
+        """Smoothed one-hot targets from class ids, or smoothed float targets from per-class rows (a one-hot
+        ``target_transform``)."""
+        labels = np.stack(labels)
+        if labels.ndim == 1 or labels.shape[1:] == (1,):
+            return one_hot(labels, self.num_classes, self.label_smoothing)
+        if labels.ndim != 2 or labels.shape[1] != self.num_classes:
+            raise InvalidValueError(f"Labels of shape {labels.shape[1:]} per sample: Mixup takes class ids or rows "
+                                    f"of num_classes={self.num_classes} values.")
+        return (labels * (1.0 - self.label_smoothing) + self.label_smoothing / self.num_classes).astype(np.float32)
+
     def __call__(self, images, labels, batch_info):
         rng = np.random.default_rng([self.seed, batch_info.get_epoch_num(), batch_info.get_batch_num()])
-        targets = one_hot(np.stack(labels), self.num_classes, self.label_smoothing)
-        return self.mix(np.stack(images), targets, rng)
+        return self.mix(np.stack(images), self.targets(labels), rng)

@@ -17,9 +17,10 @@ class SeededTransform:
 
     _rng = None
 
-    def set_seed(self, seed):
+    def set_seed(self, seed, stream=0):
+        """Draw from ``seed``; copies of one transform on different ``stream``s draw differently."""
         salt = zlib.crc32(type(self).__name__.encode())  # distinct streams for distinct transforms
-        self._rng = np.random.default_rng([int(seed), salt])
+        self._rng = np.random.default_rng([int(seed), salt] + ([int(stream)] if stream else []))
 
     @property
     def rng(self):

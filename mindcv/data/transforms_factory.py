@@ -6,13 +6,12 @@ import mindspore.dataset.vision as vision
 from mindspore.dataset.vision import Inter
 
 from ..foundation.errors import InvalidValueError, UnknownNameError
-from .auto_augment import auto_augment_transform
+from .auto_augment import create_augment_policy
+from .constants import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from .random_erasing import RandomErasing
 
 _logger = logging.getLogger(__name__)
 
-IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
 CIFAR_DEFAULT_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_DEFAULT_STD = (0.2023, 0.1994, 0.2010)
 MNIST_DEFAULT_MEAN = (0.1307,)
@@ -49,18 +48,34 @@ def _size(image_resize):
 
 
 def _jitter_strengths(color_jitter):
-    """``RandomColorAdjust`` arguments from a number (brightness = contrast = saturation) or a 3/4-tuple."""
-    values = (float(color_jitter),) * 3 if isinstance(color_jitter, (int, float)) else tuple(color_jitter)
+    """``RandomColorAdjust`` arguments from a number (brightness = contrast = saturation) or 3 or 4 numbers
+    (brightness, contrast, saturation[, hue])."""
+    if isinstance(color_jitter, (int, float)):
+        return dict(brightness=float(color_jitter), contrast=float(color_jitter), saturation=float(color_jitter))
+    values = tuple(color_jitter)
+    if len(values) not in (3, 4):
+        raise InvalidValueError(f"color_jitter must be a number or 3 or 4 numbers (brightness, contrast, saturation"
+                                f"[, hue]), got {color_jitter!r}.")
     return dict(zip(("brightness", "contrast", "saturation", "hue"), values))
 
 
+def _policy_hparams(auto_augment, size, mean, interpolation):
+    """MindCV's hparams of an auto-augment policy for ``size`` images: fill with the mean colour."""
+    hparams = dict(translate_const=int(min(size) * 0.45), img_mean=[255.0 * m for m in unit_scale(mean)],
+                   interpolation=interpolation)
+    if str(auto_augment).startswith("augmix"):
+        hparams["translate_pct"] = 0.3  # AugMix's own, milder than RandAugment's 0.45
+    return hparams
+
+
 def transforms_imagenet_train(image_resize=224, scale=(0.08, 1.0), ratio=(0.75, 1.333), hflip=0.5, vflip=0.0,
-                              color_jitter=0.4, interpolation="bilinear", auto_augment=None,
+                              color_jitter=None, auto_augment=None, interpolation="bilinear",
                               mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, re_prob=0.0, re_scale=(0.02, 0.33),
                               re_ratio=(0.3, 3.3), re_value=0, re_max_attempts=10, separate=False):
-    """Decode, random-resized crop and flips; auto-augment or colour jitter; normalise, CHW, random erasing.
+    """Decode, random-resized crop and flips; an auto-augment policy, else colour jitter; normalise, CHW, random
+    erasing. MindCV's defaults: no colour jitter, no erasing.
 
-    Colour jitter is skipped when an auto-augment policy is given (except DeiT III's ``3a``), as in timm.
+    ``color_jitter`` (a number, or 3 or 4 numbers) applies only without ``auto_augment``, as in MindCV.
     ``separate=True`` returns the three groups (primary, secondary, final) instead of one list.
     """
     size = _size(image_resize)
@@ -72,8 +87,9 @@ def transforms_imagenet_train(image_resize=224, scale=(0.08, 1.0), ratio=(0.75, 
         primary.append(vision.RandomVerticalFlip(prob=vflip))
     secondary = []
     if auto_augment:
-        secondary.append(auto_augment_transform(auto_augment, size, unit_scale(mean), interpolation))
-    if color_jitter and (not auto_augment or str(auto_augment).startswith("3a")):
+        secondary.append(create_augment_policy(auto_augment, _policy_hparams(auto_augment, size, mean,
+                                                                             interpolation)))
+    elif color_jitter:
         secondary.append(vision.RandomColorAdjust(**_jitter_strengths(color_jitter)))
     final = [_normalize(mean, std), vision.HWC2CHW()]
     if re_prob > 0:
@@ -81,14 +97,16 @@ def transforms_imagenet_train(image_resize=224, scale=(0.08, 1.0), ratio=(0.75, 
     return (primary, secondary, final) if separate else primary + secondary + final
 
 
-def transforms_imagenet_eval(image_resize=224, crop_pct=0.875, interpolation="bilinear", mean=IMAGENET_DEFAULT_MEAN,
-                             std=IMAGENET_DEFAULT_STD):
+def transforms_imagenet_eval(image_resize=224, crop_pct=DEFAULT_CROP_PCT, mean=IMAGENET_DEFAULT_MEAN,
+                             std=IMAGENET_DEFAULT_STD, interpolation="bilinear"):
     """Resize to ``image_resize / crop_pct`` (shorter side for square crops), centre-crop, normalise, CHW.
 
-    Decoding and resizing run in Pillow, so the pixels are those of timm's evaluation for every interpolation.
+    ``crop_pct`` above 1 makes the crop larger than the resized image: the border is black (zero) pixels, as
+    MindCV's (MindSpore's ``CenterCrop`` pads). Decoding and resizing run in Pillow, so the pixels are those of
+    timm's evaluation for every interpolation.
     """
-    if not 0 < crop_pct <= 1:
-        raise InvalidValueError(f"crop_pct must lie in (0, 1], got {crop_pct}.")
+    if not crop_pct > 0:
+        raise InvalidValueError(f"crop_pct must be positive, got {crop_pct}.")
     height, width = _size(image_resize)
     scaled = (math.floor(height / crop_pct), math.floor(width / crop_pct))
     resize_to = scaled[0] if height == width else scaled
@@ -121,14 +139,12 @@ def transforms_mnist(image_resize=224, is_training=False, interpolation="bilinea
 def _imagenet(image_resize, is_training, auto_augment, separate, **kwargs):
     if is_training:
         return transforms_imagenet_train(image_resize, auto_augment=auto_augment, separate=separate, **kwargs)
-    if separate:
-        raise InvalidValueError("separate=True splits training transforms; evaluation transforms are one list.")
-    return transforms_imagenet_eval(image_resize, **kwargs)
+    return transforms_imagenet_eval(image_resize, **kwargs)  # augmentation and its splits are for training only
 
 
 def _decoded(family):
     def build(image_resize, is_training, auto_augment, separate, **kwargs):
-        if auto_augment or separate:
+        if is_training and (auto_augment or separate):
             raise InvalidValueError(f"{family.__name__} supports neither auto_augment nor separate.")
         return family(image_resize, is_training, **kwargs)
     return build
@@ -146,13 +162,15 @@ TRANSFORMS = {
 
 def create_transforms(dataset_name="", image_resize=224, is_training=False, auto_augment=None, separate=False,
                       **kwargs):
-    """The transform list for ``dataset_name`` (a key of ``TRANSFORMS``) in training or evaluation.
+    """The transform list for ``dataset_name`` (a key of ``TRANSFORMS``, any case) in training or evaluation.
 
     ImageNet-style options (``kwargs``): training ``scale, ratio, hflip, vflip, color_jitter, interpolation, mean,
-    std, re_prob, re_scale, re_ratio, re_value, re_max_attempts``; evaluation ``crop_pct, interpolation, mean,
-    std``. ``auto_augment``: a policy in timm's grammar (see ``mindcv.data.auto_augment``). ``mean``/``std`` may be
-    on the 0-1 or the 0-255 scale. ``image_resize``: any size, an int or ``(height, width)``.
+    std, re_prob, re_scale, re_ratio, re_value, re_max_attempts``; evaluation ``crop_pct, mean, std,
+    interpolation``. ``auto_augment``: a policy in MindCV's grammar (see ``mindcv.data.auto_augment``); evaluation
+    ignores it and ``separate``, as MindCV does. ``mean``/``std`` may be on the 0-1 or the 0-255 scale.
+    ``image_resize``: any size, an int or ``(height, width)``.
     """
-    if dataset_name not in TRANSFORMS:
+    name = dataset_name.lower() if isinstance(dataset_name, str) else dataset_name
+    if name not in TRANSFORMS:
         raise UnknownNameError("dataset", dataset_name, TRANSFORMS)
-    return TRANSFORMS[dataset_name](image_resize, is_training, auto_augment, separate, **kwargs)
+    return TRANSFORMS[name](image_resize, is_training, auto_augment, separate, **kwargs)
