@@ -17,6 +17,7 @@ import yaml
 from ..deploy.export import EXPORT_FORMATS
 from ..foundation.checkpoint_io import write_atomic
 from ..foundation.errors import ConfigError
+from ..data import INTERPOLATIONS
 from ..loss import LOSSES
 
 __all__ = ["EXPORT_SCHEMA", "INFER_SCHEMA", "SCHEMA", "call_with_options", "create_parser", "load_yaml_config",
@@ -41,6 +42,10 @@ def optional(kind):
         return kind(value)
     convert.__name__ = f"optional {kind.__name__}"
     return convert
+
+
+def erase_fill(value):
+    return "random" if str(value).strip().lower() == "random" else finite_float(value)
 
 
 def finite_float(value):
@@ -106,6 +111,8 @@ SCHEMA = {
         Option("num_parallel_workers", 8, "data-loading workers", int, **_positive(">= 1")),
         Option("aug_repeats", 0, "repeated augmentation: copies of each sample per epoch (0: off)", int,
                **_non_negative()),
+        Option("aug_splits", 0, "AugMix/JSD training: 3 turns each batch into clean + two augmented copies (needs "
+               "auto_augment; pair it with loss jsd); 0: off", int, choices=(0, 3)),
         Option("eval_shuffle", False, "validate.py reads the validation set in shuffled order", str2bool),
     ],
     "Augmentation": [
@@ -116,22 +123,21 @@ SCHEMA = {
         Option("vflip", 0.0, "vertical flip probability", finite_float, **_probability()),
         Option("color_jitter", 0.4, "colour jitter: one strength for brightness, contrast and saturation, or 3 "
                "values, or 4 with hue (none/0: off)", optional(finite_float), nargs="+", counts=(1, 3, 4)),
-        Option("interpolation", "bilinear", "resize interpolation",
-               choices=("bilinear", "bicubic", "nearest", "area", "lanczos")),
+        Option("interpolation", "bilinear", "resize interpolation", choices=tuple(sorted(INTERPOLATIONS))),
         Option("auto_augment", None, "timm-style policy, e.g. randaug-m9-mstd0.5-inc1, autoaug, trivialaugwide",
                optional(str)),
         Option("re_prob", 0.0, "random erasing probability", finite_float, **_probability()),
-        Option("re_scale", (0.02, 1 / 3), "random erasing area range", finite_float, nargs="2"),
+        Option("re_scale", (0.02, 0.33), "random erasing area range", finite_float, nargs="2"),
         Option("re_ratio", (0.3, 3.3), "random erasing aspect-ratio range", finite_float, nargs="2"),
-        Option("re_value", "random", "random erasing fill: 'random' or a number", str),
+        Option("re_value", 0.0, "random erasing fill: 'random' (per-pixel noise) or a number", erase_fill),
         Option("re_max_attempts", 10, "random erasing: tries to place a box before giving up", int,
                **_positive(">= 1")),
         Option("mean", None, "normalisation mean per channel, 0-255 or 0-1 scale (default: the dataset's)",
                finite_float, nargs="+"),
         Option("std", None, "normalisation std per channel, 0-255 or 0-1 scale (default: the dataset's)",
                finite_float, nargs="+", check=lambda v: v > 0, accepted="> 0"),
-        Option("crop_pct", 0.875, "evaluation: resize to image_resize / crop_pct, then centre crop", finite_float,
-               check=lambda v: 0 < v <= 1, accepted="in (0, 1]"),
+        Option("crop_pct", 0.875, "evaluation: resize to image_resize / crop_pct, then centre crop (above 1: the crop "
+               "is padded)", finite_float, **_positive()),
         Option("mixup", 0.0, "mixup alpha (0: off)", finite_float, **_non_negative()),
         Option("cutmix", 0.0, "cutmix alpha (0: off)", finite_float, **_non_negative()),
         Option("cutmix_prob", 1.0, "probability of cutmix when both are on", finite_float, **_probability()),
@@ -251,9 +257,9 @@ INFER_SCHEMA = {
         Option("batch_size", 8, "images per forward pass", int, **_positive(">= 1")),
         _image_size_option("crop size HEIGHT WIDTH (default: the model's input size)"),
         Option("crop_pct", None, "resize to image_size / crop_pct before the centre crop (default: the model's)",
-               optional(finite_float), check=lambda v: 0 < v <= 1, accepted="in (0, 1]"),
+               optional(finite_float), **_positive()),
         Option("interpolation", None, "resize interpolation (default: the model's)", optional(str),
-               choices=(None, "bilinear", "bicubic", "nearest", "area", "lanczos")),
+               choices=(None,) + tuple(sorted(INTERPOLATIONS))),
         Option("json", False, "print the predictions as JSON", switch=True),
     ],
     "Run": _run_options(),

@@ -65,21 +65,25 @@ def count_train_steps(data, **loader_options):
 
 def build_train_loader(data, epoch, *, dataset, batch_size, seed, num_classes, image_resize=224, auto_augment=None,
                        scale=(0.08, 1.0), ratio=(0.75, 1.333), hflip=0.5, vflip=0.0, color_jitter=0.4,
-                       interpolation="bilinear", re_prob=0.0, re_scale=(0.02, 1 / 3), re_ratio=(0.3, 3.3),
-                       re_value="random", re_max_attempts=10, mean=None, std=None,
-                       drop_remainder=True, mixup=0.0, cutmix=0.0, cutmix_prob=1.0, label_smoothing=0.0,
-                       num_parallel_workers=8):
+                       interpolation="bilinear", re_prob=0.0, re_scale=(0.02, 0.33), re_ratio=(0.3, 3.3),
+                       re_value=0.0, re_max_attempts=10, mean=None, std=None,
+                       aug_splits=0, drop_remainder=True, mixup=0.0, cutmix=0.0, cutmix_prob=1.0,
+                       label_smoothing=0.0, num_parallel_workers=8):
     """Epoch ``epoch``'s batches (1-based) of ``data``: order and augmentation depend only on the seed and the
     epoch, so a resumed run reads exactly what an uninterrupted one would."""
+    if aug_splits and not auto_augment:
+        raise InvalidValueError(f"aug_splits {aug_splits} augments two copies of each batch with the auto_augment "
+                                "policy: set auto_augment too (e.g. augmix-m5-w4-d2).")
     epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
     transform = create_transforms(dataset, image_resize, is_training=True, auto_augment=auto_augment, scale=scale,
                                   ratio=ratio, hflip=hflip, vflip=vflip, color_jitter=color_jitter,
                                   interpolation=interpolation, re_prob=re_prob, re_scale=re_scale, re_ratio=re_ratio,
-                                  re_value=re_value, re_max_attempts=re_max_attempts, **_normalisation(mean, std))
+                                  re_value=re_value, re_max_attempts=re_max_attempts, separate=aug_splits > 0,
+                                  **_normalisation(mean, std))
     return create_loader(dataset_for_epoch(data, epoch - 1), batch_size, drop_remainder=drop_remainder,
                          is_training=True, mixup=mixup, cutmix=cutmix, cutmix_prob=cutmix_prob,
                          num_classes=num_classes, label_smoothing=label_smoothing, transform=transform,
-                         num_parallel_workers=num_parallel_workers, seed=epoch_seed)
+                         num_parallel_workers=num_parallel_workers, seed=epoch_seed, separate=aug_splits > 0)
 
 
 def build_eval_loader(data, *, dataset, batch_size, image_resize=224, crop_pct=0.875, interpolation="bilinear",

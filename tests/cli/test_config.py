@@ -57,7 +57,7 @@ def test_seed_spelling_distributed_is_accepted(tmp_path):
     ("batch_szie: 8\n", "unknown key 'batch_szie'. Did you mean 'batch_size'?"),
     ("batch_size: 0\n", "batch_size: 0 is out of range; it must be >= 1"),
     ("lr: -0.1\n", "lr: -0.1 is out of range; it must be >= 0"),
-    ("crop_pct: 1.5\n", "crop_pct: 1.5 is out of range; it must be in (0, 1]"),
+    ("crop_pct: -0.5\n", "crop_pct: -0.5 is out of range; it must be > 0"),  # above 1 is MindCV's padded crop
     ("batch_size: eight\n", "batch_size: 'eight' is not valid"),
     ("amp_level: O4\n", "amp_level: 'O4' is not accepted; choose one of O0, O1, O2, O3"),
     ("distribute: maybe\n", "distribute: 'maybe' is not valid"),

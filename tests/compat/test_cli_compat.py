@@ -50,7 +50,8 @@ def test_frozen_stages_do_not_change_and_the_rest_trains(mindcv_style_run):
     first = ms.load_checkpoint(str(mindcv_style_run / "svt_small-1.ckpt"))
     last = ms.load_checkpoint(str(mindcv_style_run / "svt_small-2.ckpt"))
     frozen = [k for k in last if k.startswith(("patch_embeds.0.", "pos_block.0.", "blocks.0."))]
-    trained = [k for k in last if k.startswith(("blocks.3.", "head."))]
+    # At 32 px the last stage is one token: its attention queries get no gradient, its MLPs do.
+    trained = [k for k in last if k.startswith(("blocks.3.0.mlp.", "head."))]
     assert frozen and trained
     assert all(np.array_equal(first[k].asnumpy(), last[k].asnumpy()) for k in frozen)
     assert all(not np.array_equal(first[k].asnumpy(), last[k].asnumpy()) for k in trained)

@@ -76,7 +76,7 @@ CASES = [
     ("yaml_wrong_type", "train.py", _yaml("epoch_size: ten\n"), "epoch_size: 'ten' is not valid"),
     ("negative_lr", "train.py", _yaml("lr: -0.001\n"), "lr: -0.001 is out of range; it must be >= 0"),
     ("zero_batch", "train.py", ["--batch_size", "0"], "batch_size: '0' is out of range; it must be >= 1"),
-    ("crop_pct_above_one", "validate.py", _yaml("crop_pct: 1.2\n"), "crop_pct: 1.2 is out of range"),
+    ("crop_pct_not_positive", "validate.py", _yaml("crop_pct: 0\n"), "crop_pct: 0 is out of range"),
     ("unreadable_yaml", "train.py", _yaml("model: [svt_small\n"), "is not valid YAML"),
     ("missing_config_file", "train.py", ["-c", "/nonexistent/c.yaml"], "Cannot read config file /nonexistent/c.yaml"),
     ("no_data_dir", "train.py", [], "No dataset given: pass --data_dir DIR"),
