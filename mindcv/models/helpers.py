@@ -78,9 +78,9 @@ def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto
     training state of a model parameter the checkpoint also holds (``<prefix>.<param name>`` beside
     ``<param name>``, e.g. optimizer moments) and dot-free scalars (``global_step``) are ignored; with
     ``auto_mapping`` a wrapper prefix (``backbone.head.weight``) is matched to the model's name. With ``ema``
-    the ``ema.``-prefixed copy is loaded. A classifier of another size is left initialised with a warning; a first conv with other input
-    channels is adapted. Parameters named in ``left_initialised`` may be absent. Anything else missing,
-    unexpected or of another shape raises CheckpointError.
+    the ``ema.``-prefixed copy is loaded. A classifier of another size is left initialised with a warning; a
+    first conv with other input channels is adapted. Parameters named in ``left_initialised`` may be absent.
+    Anything else missing, unexpected or of another shape raises CheckpointError.
     """
     if ema:
         param_dict = {k[len("ema."):]: v for k, v in param_dict.items() if k.startswith("ema.")}
