@@ -2,18 +2,21 @@
 distributed set-up, evaluation, checkpoints and their folder, the per-epoch log, and the recipe that turns a
 config's options into these objects. It imports the builders, never the deploy or command-line layers."""
 from .amp import apply_amp
+from .callbacks import AllReduceSum, StateMonitor, ValCallback
 from .checkpoint import (CheckpointManager, find_latest_checkpoint, load_train_state, restore_train_state,
-                         resume_candidates, save_train_state)
+                         resume_candidates, save_train_state, save_weights)
 from .distributed import all_reduce_mean, init_context, launched_by
 from .evaluation import evaluate
 from .recipe import (build_dataset, build_eval_loader, build_model, build_train_loader, build_train_step,
                      count_train_steps, prepare_output_dir, resolve_num_classes)
 from .train_log import TRAIN_LOG_FIELDS, EpochLog
-from .train_step import TrainStep, create_loss_scale, swap_ema_weights
+from .train_step import GradientAccumulation, TrainStep, create_loss_scale, swap_ema_weights
+from .trainer import auto_mixed_precision, create_trainer, get_metrics, require_customized_train_step, set_seed
 
-__all__ = ["CheckpointManager", "EpochLog", "TRAIN_LOG_FIELDS", "TrainStep", "all_reduce_mean", "apply_amp",
+__all__ = ["AllReduceSum", "CheckpointManager", "EpochLog", "GradientAccumulation", "StateMonitor",
+           "TRAIN_LOG_FIELDS", "TrainStep", "ValCallback", "all_reduce_mean", "apply_amp", "auto_mixed_precision",
            "build_dataset", "build_eval_loader", "build_model", "build_train_loader", "build_train_step",
-           "count_train_steps", "create_loss_scale", "evaluate", "find_latest_checkpoint", "init_context",
-           "launched_by", "load_train_state", "prepare_output_dir", "resolve_num_classes", "restore_train_state",
-           "resume_candidates",
-           "save_train_state", "swap_ema_weights"]
+           "count_train_steps", "create_loss_scale", "create_trainer", "evaluate", "find_latest_checkpoint",
+           "get_metrics", "init_context", "launched_by", "load_train_state", "prepare_output_dir",
+           "require_customized_train_step", "resolve_num_classes", "restore_train_state", "resume_candidates",
+           "save_train_state", "save_weights", "set_seed", "swap_ema_weights"]

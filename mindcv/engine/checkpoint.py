@@ -16,10 +16,10 @@ import numpy as np
 import mindspore as ms
 
 from ..foundation.checkpoint_io import read_checkpoint, write_atomic
-from ..foundation.errors import CheckpointError
+from ..foundation.errors import CheckpointError, InvalidValueError
 
 __all__ = ["CheckpointManager", "MANIFEST", "find_latest_checkpoint", "load_train_state", "resume_candidates",
-           "restore_train_state", "save_train_state"]
+           "restore_train_state", "save_train_state", "save_weights"]
 
 _logger = logging.getLogger(__name__)
 MANIFEST = "checkpoints.json"
@@ -124,18 +124,36 @@ def find_latest_checkpoint(folder, pattern="*.ckpt"):
     return None
 
 
+_POLICIES = (None, "latest_k", "top_k")
+_DEFAULT = object()
+
+
 class CheckpointManager:
-    """Keeps the ``keep_max`` latest (``latest_k``) or best-metric (``top_k``) checkpoints in ``folder``.
+    """Keeps the ``keep_max`` latest (``latest_k``) or best-metric (``top_k``) checkpoints in ``folder``; with
+    policy None it keeps them all.
 
     It owns the files named exactly ``<prefix>-<epoch>.ckpt`` that hold a training state; other files, and
-    other prefixes' entries in the manifest, are left as they are."""
+    other prefixes' entries in the manifest, are left as they are.
 
-    def __init__(self, folder, prefix, policy="latest_k", keep_max=10):
+    MindCV's form, ``CheckpointManager(ckpt_save_policy=...)`` with ``save_ckpoint(network, num_ckpt, metric,
+    save_path)``, needs no folder: it saves the weights to paths the caller names and prunes the ones it saved
+    in this process (MindCV's default policy, None, keeps all)."""
+
+    def __init__(self, folder=None, prefix=None, policy=_DEFAULT, keep_max=10, ckpt_save_policy=_DEFAULT):
+        if ckpt_save_policy is not _DEFAULT:
+            policy = ckpt_save_policy
+        elif policy is _DEFAULT:
+            policy = "latest_k" if folder is not None else None
+        if policy not in _POLICIES:
+            raise InvalidValueError(f"ckpt_save_policy must be one of None, 'latest_k', 'top_k'; got {policy!r}.")
         self.folder, self.prefix, self.policy, self.keep_max = folder, prefix, policy, keep_max
+        self._saved = []  # MindCV's form: paths (latest_k) or (path, metric) best first (top_k)
+        self.entries = {}
+        if folder is None:
+            return
         # A glob "<prefix>-*.ckpt" would also take another run's "<prefix>-tiny-3.ckpt" and prune it.
         self._own_name = re.compile(re.escape(prefix) + r"-\d+\.ckpt").fullmatch
         self._remove_partial_writes()
-        self.entries = {}
         for name, entry in _listed_and_found(folder, self._own_name).items():
             adopted = entry if entry.get("metric") is not None else self._read_meta(name)
             if adopted is not None:
@@ -165,17 +183,20 @@ class CheckpointManager:
     @property
     def kept(self):
         """(epoch, metric, path) of the kept checkpoints, best first under the policy."""
-        order = (lambda e: e["epoch"]) if self.policy == "latest_k" else (lambda e: (e["metric"], e["epoch"]))
+        order = (lambda e: (e["metric"], e["epoch"])) if self.policy == "top_k" else (lambda e: e["epoch"])
         ranked = sorted(self.entries.values(), key=order, reverse=True)
         return [(e["epoch"], e["metric"], os.path.join(self.folder, e["file"])) for e in ranked]
 
     def save(self, train_step, epoch, global_step, config, metric=None):
+        if self.folder is None:
+            raise InvalidValueError("CheckpointManager.save needs the folder and prefix it manages; without them "
+                                    "use save_ckpoint(network, num_ckpt, metric, save_path).")
         name = f"{self.prefix}-{epoch}.ckpt"
         path = os.path.join(self.folder, name)
         save_train_state(path, train_step, epoch, global_step, config, metric)
         self.entries[name] = {"file": name, "epoch": int(epoch), "steps_done": int(global_step),
                               "metric": _as_stored(metric)}
-        stale = [os.path.basename(p) for _, _, p in self.kept[self.keep_max:]]
+        stale = [os.path.basename(p) for _, _, p in self.kept[self.keep_max:]] if self.policy else []
         for stale_name in stale:
             del self.entries[stale_name]
         others = {other: entry for other, entry in _read_manifest(self.folder).items()
@@ -184,6 +205,66 @@ class CheckpointManager:
         for stale_name in stale:
             _remove_if_present(os.path.join(self.folder, stale_name))
         return path
+
+    # MindCV's form: weights to caller-named paths, pruned among those saved by this manager.
+
+    @property
+    def ckpoint_filelist(self):
+        return self._saved
+
+    @property
+    def ckpoint_num(self):
+        return len(self._saved)
+
+    def update_ckpoint_filelist(self, directory, prefix):
+        """Adopt ``<prefix>-<digits and separators>.ckpt`` files in ``directory`` as the files managed."""
+        own_name = re.compile(re.escape(prefix) + r"-[^A-Za-z]*\.ckpt").fullmatch
+        self._saved = [os.path.join(directory, name) for name in sorted(_files_in(directory, own_name))]
+
+    def remove_ckpoint_file(self, file_name):
+        _remove_if_present(file_name)
+
+    def remove_oldest_ckpoint_file(self):
+        oldest = min(self._saved, key=lambda path: os.path.getmtime(path) if os.path.exists(path) else 0)
+        self._saved.remove(oldest)
+        _remove_if_present(oldest)
+
+    def latest_K_checkpoint(self, network, K=10, save_path=""):
+        while K and self.ckpoint_num >= K:
+            self.remove_oldest_ckpoint_file()
+        save_weights(network, save_path)
+        self._saved.append(save_path)
+
+    def top_K_checkpoint(self, network, K=10, metric=None, save_path=""):
+        """Save when ``metric`` is among the ``K`` best so far, dropping the worst kept file to make room."""
+        metric = float(np.asarray(metric.asnumpy() if isinstance(metric, ms.Tensor) else metric))
+        if self.ckpoint_num >= K and metric <= self._saved[-1][1]:
+            return
+        for path, _ in self._saved[max(K - 1, 0):]:
+            _remove_if_present(path)
+        self._saved = self._saved[:max(K - 1, 0)]
+        save_weights(network, save_path)
+        self._saved = sorted(self._saved + [(save_path, metric)], key=lambda saved: saved[1], reverse=True)
+
+    def save_ckpoint(self, network, num_ckpt=10, metric=None, save_path=""):
+        """Save ``network``'s weights to ``save_path`` under the policy; returns the files kept (None for
+        policy None, which keeps every file and tracks none)."""
+        if self.policy is None:
+            save_weights(network, save_path)
+            return None
+        if self.policy == "top_k":
+            if metric is None:
+                raise InvalidValueError("ckpt_save_policy 'top_k' ranks checkpoints by metric; pass metric=.")
+            self.top_K_checkpoint(network, K=num_ckpt, metric=metric, save_path=save_path)
+            _logger.info("Top-k checkpoints:\n%s", "\n".join(f"{path}\t{value}" for path, value in self._saved))
+        else:
+            self.latest_K_checkpoint(network, K=num_ckpt, save_path=save_path)
+        return self._saved
+
+
+def save_weights(cell, path):
+    """``cell``'s parameters as a checkpoint at ``path``, written atomically."""
+    write_atomic(lambda tmp: ms.save_checkpoint(cell, tmp, crc_check=True), path)
 
 
 def _remove_if_present(path):

@@ -4,9 +4,10 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.train.loss_scale_manager import DynamicLossScaleManager
 
+from ..foundation.errors import InvalidValueError
 from ..kernels import fused_kernels_available, sum_of_squares_op
 
-__all__ = ["TrainStep", "create_loss_scale", "swap_ema_weights"]
+__all__ = ["GradientAccumulation", "TrainStep", "create_loss_scale", "swap_ema_weights"]
 
 _grad_scale = ops.MultitypeFuncGraph("grad_scale")
 _clip_scale = ops.MultitypeFuncGraph("clip_scale")
@@ -65,16 +66,29 @@ def create_loss_scale(loss_scale_type, loss_scale, amp_level="O0"):
     return Tensor(loss_scale, ms.float32)
 
 
+def _accumulation_steps(accumulation_steps, gradient_accumulation_steps):
+    if gradient_accumulation_steps is not None:
+        if accumulation_steps not in (1, gradient_accumulation_steps):
+            raise InvalidValueError(f"accumulation_steps={accumulation_steps} and gradient_accumulation_steps="
+                                    f"{gradient_accumulation_steps} disagree; give one of them.")
+        accumulation_steps = gradient_accumulation_steps
+    if not isinstance(accumulation_steps, int) or accumulation_steps < 1:
+        raise InvalidValueError(f"gradient_accumulation_steps must be an integer >= 1, got {accumulation_steps!r}.")
+    return accumulation_steps
+
+
 class TrainStep(nn.TrainOneStepWithLossScaleCell):
     """``step(*inputs) -> (loss, overflow, loss_scale)`` for a network that returns its loss.
 
     With a dynamic loss scale, or ``drop_overflow_update``, a step whose gradients overflow is skipped.
     ``ema`` keeps ``ema.<name>`` copies of the weights (saved with the checkpoint). With
     ``accumulation_steps`` > 1, gradients of that many calls are averaged into one optimizer update.
+    ``gradient_accumulation_steps`` is MindCV's name for ``accumulation_steps``.
     """
 
     def __init__(self, network, optimizer, scale_sense=1.0, drop_overflow_update=False, clip_grad=False,
-                 clip_value=5.0, accumulation_steps=1, ema=False, ema_decay=0.9999):
+                 clip_value=15.0, accumulation_steps=1, ema=False, ema_decay=0.9999, gradient_accumulation_steps=None):
+        accumulation_steps = _accumulation_steps(accumulation_steps, gradient_accumulation_steps)
         if not isinstance(scale_sense, (Tensor, nn.Cell)):
             scale_sense = Tensor(scale_sense, ms.float32)
         super().__init__(network, optimizer, scale_sense)
@@ -144,6 +158,36 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
             loss = ops.depend(loss, self.hyper_map(ops.partial(_ema_update, self.ema_decay),
                                                    self.ema_weights, self.weights))
         return loss, overflow, scale
+
+
+class GradientAccumulation(nn.Cell):
+    """MindCV's accumulation cell: ``cell(loss, grads) -> loss`` adds ``grads / max_accumulation_step`` to a
+    buffer; every ``max_accumulation_step``-th call reduces the buffer across devices with ``grad_reducer``,
+    applies ``optimizer`` and clears it. The calls between advance only the optimizer's step (and so its
+    learning rate), as MindCV's does. TrainStep accumulates on its own: it clips the averaged gradient and
+    advances the schedule once per update."""
+
+    def __init__(self, max_accumulation_step, optimizer, grad_reducer):
+        super().__init__(auto_prefix=False)
+        self.max_accumulation_step = _accumulation_steps(1, max_accumulation_step)
+        self.optimizer = optimizer
+        self.grad_reducer = grad_reducer
+        self.hyper_map = ops.HyperMap()
+        self.steps = Tensor(self.max_accumulation_step, ms.float32)
+        self.accumulated = optimizer.parameters.clone(prefix="grad_accumulation", init="zeros")
+        self.accumulation_step = Parameter(Tensor(0, ms.int32), name="accumulation_step", requires_grad=False)
+
+    def construct(self, loss, grads):
+        grads = self.hyper_map(ops.partial(_grad_scale, self.steps), grads)
+        loss = ops.depend(loss, self.hyper_map(_accumulate, self.accumulated, grads))
+        loss = ops.depend(loss, ops.assign_add(self.accumulation_step, Tensor(1, ms.int32)))
+        if self.accumulation_step >= self.max_accumulation_step:
+            loss = ops.depend(loss, self.optimizer(self.grad_reducer(self.accumulated)))
+            loss = ops.depend(loss, self.hyper_map(_reset, self.accumulated))
+            loss = ops.depend(loss, ops.assign(self.accumulation_step, Tensor(0, ms.int32)))
+        else:
+            loss = ops.depend(loss, self.optimizer.get_lr())
+        return loss
 
 
 class swap_ema_weights:

@@ -114,7 +114,8 @@ def test_shards_are_disjoint_and_complete_every_epoch(two_ranks):
 
 
 def test_only_rank_zero_writes_checkpoints_and_logs(two_ranks):
-    assert sorted(os.listdir(two_ranks / "ckpt")) == ["class_names.txt", "svt_small-1.ckpt", "svt_small-2.ckpt",
+    assert sorted(os.listdir(two_ranks / "ckpt")) == ["checkpoints.json", "class_names.txt", "svt_small-1.ckpt",
+                                                      "svt_small-2.ckpt", "svt_small.yaml", "svt_small_best.ckpt",
                                                       "train.log", "train_log.csv"]
     assert len(read_log(two_ranks / "ckpt")) == 2
 
