@@ -186,7 +186,10 @@ class GradientAccumulation(nn.Cell):
             loss = ops.depend(loss, self.hyper_map(_reset, self.accumulated))
             loss = ops.depend(loss, ops.assign(self.accumulation_step, Tensor(0, ms.int32)))
         else:
-            loss = ops.depend(loss, self.optimizer.get_lr())
+            # MindCV calls optimizer.get_lr() here, which advanced the step in older MindSpore; now only the
+            # optimizer's own call does, so the step is advanced explicitly.
+            loss = ops.depend(loss, ops.assign_add(self.optimizer.global_step,
+                                                   self.optimizer.global_step_increase_tensor))
         return loss
 
 
