@@ -67,7 +67,7 @@ def _as_list(patterns):
 
 def list_models(filter="", module="", pretrained=False, exclude_filters=""):
     """Sorted registered names, optionally matching ``filter`` wildcards, in ``module``, with weights."""
-    names = _module_to_models[module] if module else _model_entrypoints.keys()
+    names = _module_to_models.get(module, set()) if module else _model_entrypoints.keys()
     names = set(names)
     includes = _as_list(filter)
     if includes:
@@ -94,7 +94,7 @@ def list_modules():
 def is_model_in_modules(model_name, module_names):
     """Whether ``model_name`` is registered in one of the modules ``module_names`` (e.g. ``["twins"]``)."""
     name = _model_aliases.get(model_name, model_name)
-    return any(name in _module_to_models[module] for module in module_names)
+    return any(name in _module_to_models.get(module, ()) for module in module_names)
 
 
 def get_pretrained_cfg(model_name):

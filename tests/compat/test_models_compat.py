@@ -24,6 +24,7 @@ def test_registry_queries_as_mindcv():
     assert get_pretrained_cfg_value("pcpvt_base", "input_size") == (3, 224, 224)
     assert get_pretrained_cfg_value("pcpvt_base", "no_such_key") is None
     assert get_pretrained_cfg_value("resnet50", "url") is None
+    assert mindcv.list_modules() == ["twins"]  # asking about other modules registers nothing
 
 
 def test_create_model_drops_options_given_as_none():
