@@ -13,7 +13,7 @@ setup(
     long_description=(here / "README.md").read_text(encoding="utf-8") if (here / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["mindcv", "mindcv.*"]),
-    package_data={"mindcv.data": ["imagenet_classes.txt"], "mindcv.models.layers": ["cpu_kernels.cc"]},
+    package_data={"mindcv.data": ["imagenet_classes.txt"], "mindcv.kernels": ["cpu_kernels.cc"]},
     python_requires=">=3.9",
     install_requires=requirements,
     extras_require={
