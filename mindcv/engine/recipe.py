@@ -138,9 +138,10 @@ def build_train_step(network, steps_per_epoch, *, epoch_size, loss="CE", label_s
                                  nesterov=use_nesterov, weight_decay_filter=weight_decay_filter,
                                  layer_decay=layer_decay, eps=eps)
     with_loss = apply_amp(nn.WithLossCell(network, loss_fn), amp_level, amp_cast_list)
-    step = TrainStep(with_loss, optimizer, create_loss_scale(loss_scale_type, loss_scale, amp_level),
-                     drop_overflow_update=drop_overflow_update, clip_grad=clip_grad, clip_value=clip_value,
-                     accumulation_steps=gradient_accumulation_steps, ema=ema, ema_decay=ema_decay)
+    step = TrainStep(with_loss, optimizer, create_loss_scale(loss_scale_type, loss_scale, amp_level), ema=ema,
+                     ema_decay=ema_decay, clip_grad=clip_grad, clip_value=clip_value,
+                     gradient_accumulation_steps=gradient_accumulation_steps,
+                     drop_overflow_update=drop_overflow_update)
     return step, loss_fn, lrs
 
 

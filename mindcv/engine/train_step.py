@@ -66,29 +66,25 @@ def create_loss_scale(loss_scale_type, loss_scale, amp_level="O0"):
     return Tensor(loss_scale, ms.float32)
 
 
-def _accumulation_steps(accumulation_steps, gradient_accumulation_steps):
-    if gradient_accumulation_steps is not None:
-        if accumulation_steps not in (1, gradient_accumulation_steps):
-            raise InvalidValueError(f"accumulation_steps={accumulation_steps} and gradient_accumulation_steps="
-                                    f"{gradient_accumulation_steps} disagree; give one of them.")
-        accumulation_steps = gradient_accumulation_steps
-    if not isinstance(accumulation_steps, int) or accumulation_steps < 1:
-        raise InvalidValueError(f"gradient_accumulation_steps must be an integer >= 1, got {accumulation_steps!r}.")
-    return accumulation_steps
+def _accumulation_steps(steps):
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise InvalidValueError(f"gradient_accumulation_steps must be an integer >= 1, got {steps!r}.")
+    return steps
 
 
 class TrainStep(nn.TrainOneStepWithLossScaleCell):
     """``step(*inputs) -> (loss, overflow, loss_scale)`` for a network that returns its loss.
 
-    With a dynamic loss scale, or ``drop_overflow_update``, a step whose gradients overflow is skipped.
-    ``ema`` keeps ``ema.<name>`` copies of the weights (saved with the checkpoint). With
-    ``accumulation_steps`` > 1, gradients of that many calls are averaged into one optimizer update.
-    ``gradient_accumulation_steps`` is MindCV's name for ``accumulation_steps``.
+    The arguments are MindCV's, in its order, plus ``drop_overflow_update``. With a dynamic loss scale, or
+    ``drop_overflow_update``, a step whose gradients overflow is skipped. ``ema`` keeps ``ema.<name>`` copies of
+    the weights (saved with the checkpoint), updated with MindCV's warmed-up decay
+    ``ema_decay * (1 - exp(-updates / 2000))``, ``updates`` counting the applied updates. With
+    ``gradient_accumulation_steps`` > 1, gradients of that many calls are averaged into one optimizer update.
     """
 
-    def __init__(self, network, optimizer, scale_sense=1.0, drop_overflow_update=False, clip_grad=False,
-                 clip_value=15.0, accumulation_steps=1, ema=False, ema_decay=0.9999, gradient_accumulation_steps=None):
-        accumulation_steps = _accumulation_steps(accumulation_steps, gradient_accumulation_steps)
+    def __init__(self, network, optimizer, scale_sense=1.0, ema=False, ema_decay=0.9999, clip_grad=False,
+                 clip_value=15.0, gradient_accumulation_steps=1, drop_overflow_update=False):
+        accumulation_steps = _accumulation_steps(gradient_accumulation_steps)
         if not isinstance(scale_sense, (Tensor, nn.Cell)):
             scale_sense = Tensor(scale_sense, ms.float32)
         super().__init__(network, optimizer, scale_sense)
@@ -102,6 +98,7 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
         self.ema = ema
         if ema:
             self.ema_decay = Tensor(ema_decay, ms.float32)
+            self.updates = Parameter(Tensor(0.0, ms.float32), name="updates", requires_grad=False)
             self.ema_weights = self.weights.clone(prefix="ema", init="same")
         if accumulation_steps > 1:
             self.accumulated = self.weights.clone(prefix="accumulated_grad", init="zeros")
@@ -155,9 +152,13 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
             grads = self.clip_by_global_norm(grads)
         loss = ops.depend(loss, self.optimizer(grads))
         if self.ema:
-            loss = ops.depend(loss, self.hyper_map(ops.partial(_ema_update, self.ema_decay),
-                                                   self.ema_weights, self.weights))
+            loss = ops.depend(loss, self.ema_update())
         return loss, overflow, scale
+
+    def ema_update(self):
+        updates = ops.assign_add(self.updates, Tensor(1.0, ms.float32))
+        decay = self.ema_decay * (1.0 - ops.exp(-updates / 2000.0))
+        return self.hyper_map(ops.partial(_ema_update, decay), self.ema_weights, self.weights)
 
 
 class GradientAccumulation(nn.Cell):
@@ -169,7 +170,7 @@ class GradientAccumulation(nn.Cell):
 
     def __init__(self, max_accumulation_step, optimizer, grad_reducer):
         super().__init__(auto_prefix=False)
-        self.max_accumulation_step = _accumulation_steps(1, max_accumulation_step)
+        self.max_accumulation_step = _accumulation_steps(max_accumulation_step)
         self.optimizer = optimizer
         self.grad_reducer = grad_reducer
         self.hyper_map = ops.HyperMap()

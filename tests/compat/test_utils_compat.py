@@ -168,8 +168,10 @@ def test_train_step_takes_mindcv_keywords():
     step = TrainStep(with_loss, nn.SGD(net.trainable_params(), 0.1), scale_sense=1.0, ema=True, ema_decay=0.9,
                      clip_grad=True, gradient_accumulation_steps=3)
     assert step.accumulation_steps == 3 and step.clip_value == 15.0 and step.ema
-    with pytest.raises(InvalidValueError):
-        TrainStep(with_loss, nn.SGD(net.trainable_params(), 0.1), accumulation_steps=2, gradient_accumulation_steps=3)
+    assert float(step.updates.asnumpy()) == 0.0
+    positional = TrainStep(with_loss, nn.SGD(net.trainable_params(), 0.1), 1.0, True, 0.5, True, 2.0, 2)
+    assert (positional.ema, float(positional.ema_decay.asnumpy()), positional.clip_grad, positional.clip_value,
+            positional.accumulation_steps) == (True, 0.5, True, 2.0, 2)
 
 
 def test_gradient_accumulation_applies_the_mean_every_nth_call():

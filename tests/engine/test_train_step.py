@@ -42,7 +42,7 @@ def test_gradient_accumulation_equals_one_step_on_the_whole_batch():
     whole, accumulated = _net(), _net()
     TrainStep(nn.WithLossCell(whole, nn.CrossEntropyLoss()), nn.SGD(whole.trainable_params(), 0.5))(x, y)
     step = TrainStep(nn.WithLossCell(accumulated, nn.CrossEntropyLoss()), nn.SGD(accumulated.trainable_params(), 0.5),
-                     accumulation_steps=2)
+                     gradient_accumulation_steps=2)
     before = _weights(accumulated)
     step(x[:2], y[:2])
     assert all(np.array_equal(b, a) for b, a in zip(before, _weights(accumulated)))  # no update after one micro-batch
@@ -69,14 +69,17 @@ def test_clip_grad_limits_the_global_norm(fused_norm):
     assert change == pytest.approx(clip, rel=1e-4)
 
 
-def test_ema_follows_the_weights_and_swaps_in_for_evaluation():
+def test_ema_follows_the_weights_with_mindcv_warmup_and_swaps_in_for_evaluation():
     net = _net()
     step = TrainStep(nn.WithLossCell(net, nn.CrossEntropyLoss()), nn.SGD(net.trainable_params(), 0.5), ema=True,
                      ema_decay=0.9)
+    step.updates.set_data(ms.Tensor(2000.0, ms.float32))  # where the warm-up factor is no longer close to 0
     expected = _weights(net)
-    for seed in range(3):
+    for seed, updates in zip(range(3), (2001, 2002, 2003)):
         step(*_batch(4, seed))
-        expected = [0.9 * e + 0.1 * w for e, w in zip(expected, _weights(net))]
+        decay = 0.9 * (1 - np.exp(-updates / 2000))
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, _weights(net))]
+    assert float(step.updates.asnumpy()) == 2003
     assert all(np.allclose(e, a.asnumpy(), atol=1e-6) for e, a in zip(expected, step.ema_weights))
     trained = _weights(net)
     with swap_ema_weights(step):
