@@ -12,32 +12,10 @@ from mindcv.data import source_of
 from mindcv.deploy.inference import write_class_names
 from mindcv.engine import (CheckpointManager, EpochLog, all_reduce_mean, build_dataset, build_eval_loader, build_model,
                            build_train_loader, build_train_step, count_train_steps, evaluate, init_context,
-                           load_train_state, prepare_output_dir, resolve_num_classes, restore_train_state,
-                           resume_candidates, save_train_state, swap_ema_weights)
-from mindcv.foundation import CheckpointError, NonFiniteLossError, read_checkpoint, setup_logging
+                           prepare_output_dir, resolve_num_classes, resume_point, save_train_state, swap_ema_weights)
+from mindcv.foundation import NonFiniteLossError, setup_logging
 
 _logger = logging.getLogger("train")
-
-
-def resume_point(args, train_step):
-    """(epoch, global step) to continue from: the newest valid checkpoint with auto_resume, or ckpt_path with
-    resume_opt; (0, 0) for a fresh start."""
-    if args.auto_resume:
-        for path in resume_candidates(args.ckpt_save_dir, f"{args.model}-*.ckpt"):
-            try:
-                params = read_checkpoint(path)
-            except CheckpointError as err:
-                _logger.warning("Skipping %s", err)
-                continue
-            return _resumed(path, *restore_train_state(params, path, train_step))
-    if args.ckpt_path and args.resume_opt:
-        return _resumed(args.ckpt_path, *load_train_state(args.ckpt_path, train_step))
-    return 0, 0
-
-
-def _resumed(path, epoch, global_step, _metric):
-    _logger.info("Resumed from %s: epoch %d done, global step %d.", path, epoch, global_step)
-    return epoch, global_step
 
 
 def lr_at(args, lr, step):
@@ -99,7 +77,8 @@ def main(args):
     loader_options = options_for(build_train_loader, args)
     steps_per_epoch = count_train_steps(train_set, **loader_options)
     train_step, loss_fn, lr = call_with_options(build_train_step, args, model, steps_per_epoch)
-    start_epoch, global_step = resume_point(args, train_step)
+    start_epoch, global_step = call_with_options(resume_point, args, train_step, model,
+                                                 model_name=args.model, steps_per_epoch=steps_per_epoch)
 
     if is_main:
         save_config(args, os.path.join(args.ckpt_save_dir, f"{args.model}.yaml"))

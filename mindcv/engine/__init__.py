@@ -9,6 +9,7 @@ from .distributed import all_reduce_mean, init_context, launched_by
 from .evaluation import evaluate
 from .recipe import (build_dataset, build_eval_loader, build_model, build_train_loader, build_train_step,
                      count_train_steps, prepare_output_dir, resolve_num_classes)
+from .resume import resume_point
 from .train_log import TRAIN_LOG_FIELDS, EpochLog
 from .train_step import GradientAccumulation, TrainStep, create_loss_scale, swap_ema_weights
 from .trainer import auto_mixed_precision, create_trainer, get_metrics, require_customized_train_step, set_seed
@@ -19,4 +20,4 @@ __all__ = ["AllReduceSum", "CheckpointManager", "EpochLog", "GradientAccumulatio
            "count_train_steps", "create_loss_scale", "create_trainer", "evaluate", "find_latest_checkpoint",
            "get_metrics", "init_context", "launched_by", "load_train_state", "prepare_output_dir",
            "require_customized_train_step", "resolve_num_classes", "restore_train_state", "resume_candidates",
-           "save_train_state", "save_weights", "set_seed", "swap_ema_weights"]
+           "resume_point", "save_train_state", "save_weights", "set_seed", "swap_ema_weights"]

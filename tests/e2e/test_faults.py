@@ -100,3 +100,38 @@ def test_dynamic_loss_scale_skips_and_counts_overflowing_steps(shapes_dataset, t
     row = read_log(tmp_path)[0]
     assert 0 < int(row["skipped_steps"]) < int(row["step"])
     assert np.isfinite(float(row["train_loss"]))
+
+
+def _write_mindcv_files(state_file, weights_file, optimizer_file):
+    """Split one of our training states into the two files MindCV's train.py writes at an epoch end: its whole
+    train network (weights, optimizer and EMA state) and its optimizer alone."""
+    state = {k: v for k, v in ms.load_checkpoint(str(state_file)).items()
+             if k not in ("epoch", "steps_done", "config", "metric")}
+    optimizer_keys = [k for k in state if k in ("global_step", "learning_rate") or k.startswith(("adam_m.", "adam_v."))]
+    ms.save_checkpoint([{"name": k, "data": v} for k, v in state.items()], str(weights_file))
+    ms.save_checkpoint([{"name": k, "data": state[k]} for k in optimizer_keys], str(optimizer_file))
+
+
+def test_resumes_from_mindcv_weights_and_optimizer_files(uninterrupted, shapes_dataset, tmp_path):
+    weights = tmp_path / "svt_small-2_6.ckpt"  # 36 images at batch 6: 6 steps an epoch
+    _write_mindcv_files(uninterrupted / "svt_small-2.ckpt", weights, tmp_path / "optim_svt_small.ckpt")
+    out = tmp_path / "resumed"
+    result = run_script("train.py", *RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", out, "--ckpt_path",
+                        weights, "--resume_opt", "True")
+    assert "optim_svt_small.ckpt: epoch 2 done, global step 12" in result.stderr
+    assert [[r[f] for f in LOG_FIELDS] for r in read_log(out)] == \
+        [[r[f] for f in LOG_FIELDS] for r in read_log(uninterrupted)][2:]
+    ours, expected = ms.load_checkpoint(str(out / "svt_small-3.ckpt")), ms.load_checkpoint(
+        str(uninterrupted / "svt_small-3.ckpt"))
+    assert max(np.abs(ours[k].asnumpy() - expected[k].asnumpy()).max() for k in expected
+               if k.startswith(("blocks.", "head.", "adam_m."))) <= 1e-6
+
+
+def test_mindcv_weights_without_optimizer_file_are_refused(uninterrupted, shapes_dataset, tmp_path):
+    weights = tmp_path / "svt_small-2_6.ckpt"
+    _write_mindcv_files(uninterrupted / "svt_small-2.ckpt", weights, tmp_path / "elsewhere.ckpt")
+    result = run_script("train.py", *RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path / "out",
+                        "--ckpt_path", weights, "--resume_opt", "True", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and \
+        "optim_svt_small.ckpt is in none of" in result.stderr
