@@ -33,7 +33,12 @@ def save_train_state(path, train_step, epoch, global_step, config, metric=None):
     parameters), plus the epoch and step completed and the resolved config."""
     meta = {"epoch": int(epoch), "steps_done": int(global_step), "config": json.dumps(config, default=list),
             "metric": _as_stored(metric)}
-    write_atomic(lambda tmp: ms.save_checkpoint(train_step, tmp, append_dict=meta, crc_check=True), path)
+    write_atomic(lambda tmp: ms.save_checkpoint(train_step, tmp, append_dict=meta, crc_check=True), path,
+                 size=_parameter_bytes(train_step))
+
+
+def _parameter_bytes(cell):
+    return sum(param.nbytes for param in cell.get_parameters())
 
 
 def _as_stored(metric):
@@ -183,8 +188,11 @@ class CheckpointManager:
     @property
     def kept(self):
         """(epoch, metric, path) of the kept checkpoints, best first under the policy."""
+        return self._ranked(self.entries)
+
+    def _ranked(self, entries):
         order = (lambda e: (e["metric"], e["epoch"])) if self.policy == "top_k" else (lambda e: e["epoch"])
-        ranked = sorted(self.entries.values(), key=order, reverse=True)
+        ranked = sorted(entries.values(), key=order, reverse=True)
         return [(e["epoch"], e["metric"], os.path.join(self.folder, e["file"])) for e in ranked]
 
     def save(self, train_step, epoch, global_step, config, metric=None):
@@ -193,20 +201,25 @@ class CheckpointManager:
                                     "use save_ckpoint(network, num_ckpt, metric, save_path).")
         name = f"{self.prefix}-{epoch}.ckpt"
         path = os.path.join(self.folder, name)
+        # Each step only after the one before succeeded (a full disk stops any of them): the new file, then the
+        # manifest without the stale files, then their deletion. So the manifest never lists a missing file, and
+        # no checkpoint is deleted before its replacement is safely written.
         save_train_state(path, train_step, epoch, global_step, config, metric)
-        self.entries[name] = {"file": name, "epoch": int(epoch), "steps_done": int(global_step),
-                              "metric": _as_stored(metric)}
-        stale = [os.path.basename(p) for _, _, p in self.kept[self.keep_max:]] if self.policy else []
-        for stale_name in stale:
-            del self.entries[stale_name]
+        entries = {**self.entries, name: {"file": name, "epoch": int(epoch), "steps_done": int(global_step),
+                                          "metric": _as_stored(metric)}}
+        stale = [os.path.basename(p) for _, _, p in self._ranked(entries)[self.keep_max:]] if self.policy else []
+        entries = {kept: entry for kept, entry in entries.items() if kept not in stale}
         others = {other: entry for other, entry in _read_manifest(self.folder).items()
                   if not self._own_name(other) and os.path.isfile(os.path.join(self.folder, other))}
-        _write_manifest(self.folder, {**others, **self.entries})  # before deleting: it never lists a missing file
+        _write_manifest(self.folder, {**others, **entries})
+        self.entries = entries
         for stale_name in stale:
             _remove_if_present(os.path.join(self.folder, stale_name))
         return path
 
-    # MindCV's form: weights to caller-named paths, pruned among those saved by this manager.
+    # MindCV's form: weights to caller-named paths, pruned among those saved by this manager. MindCV deletes the
+    # file to drop before saving the new one; here it goes only once the new one is written, so that a full disk
+    # costs no checkpoint.
 
     @property
     def ckpoint_filelist(self):
@@ -230,21 +243,22 @@ class CheckpointManager:
         _remove_if_present(oldest)
 
     def latest_K_checkpoint(self, network, K=10, save_path=""):
-        while K and self.ckpoint_num >= K:
-            self.remove_oldest_ckpoint_file()
         save_weights(network, save_path)
-        self._saved.append(save_path)
+        self._saved = [saved for saved in self._saved if saved != save_path] + [save_path]
+        while K and self.ckpoint_num > K:
+            self.remove_oldest_ckpoint_file()
 
     def top_K_checkpoint(self, network, K=10, metric=None, save_path=""):
         """Save when ``metric`` is among the ``K`` best so far, dropping the worst kept file to make room."""
         metric = float(np.asarray(metric.asnumpy() if isinstance(metric, ms.Tensor) else metric))
         if self.ckpoint_num >= K and metric <= self._saved[-1][1]:
             return
-        for path, _ in self._saved[max(K - 1, 0):]:
-            _remove_if_present(path)
-        self._saved = self._saved[:max(K - 1, 0)]
         save_weights(network, save_path)
-        self._saved = sorted(self._saved + [(save_path, metric)], key=lambda saved: saved[1], reverse=True)
+        others = [saved for saved in self._saved if saved[0] != save_path]
+        ranked = sorted(others + [(save_path, metric)], key=lambda saved: saved[1], reverse=True)
+        self._saved = ranked[:max(K, 1)]
+        for path, _ in ranked[max(K, 1):]:
+            _remove_if_present(path)
 
     def save_ckpoint(self, network, num_ckpt=10, metric=None, save_path=""):
         """Save ``network``'s weights to ``save_path`` under the policy; returns the files kept (None for
@@ -264,7 +278,7 @@ class CheckpointManager:
 
 def save_weights(cell, path):
     """``cell``'s parameters as a checkpoint at ``path``, written atomically."""
-    write_atomic(lambda tmp: ms.save_checkpoint(cell, tmp, crc_check=True), path)
+    write_atomic(lambda tmp: ms.save_checkpoint(cell, tmp, crc_check=True), path, size=_parameter_bytes(cell))
 
 
 def _remove_if_present(path):

@@ -7,8 +7,8 @@ exception that callers of a MindCV-style builder would catch (``ValueError`` for
 """
 import difflib
 
-__all__ = ["CheckpointError", "ConfigError", "DownloadError", "InvalidValueError", "LauncherError", "MissingPathError",
-           "NonFiniteLossError", "UnknownNameError", "UserError"]
+__all__ = ["CheckpointError", "CheckpointWriteError", "ConfigError", "DownloadError", "InvalidValueError",
+           "LauncherError", "MissingPathError", "NonFiniteLossError", "UnknownNameError", "UserError"]
 
 
 class UserError(Exception):
@@ -40,6 +40,12 @@ class ConfigError(InvalidValueError):
 
 class CheckpointError(InvalidValueError):
     """A checkpoint that cannot be read or does not fit the model."""
+
+
+class CheckpointWriteError(UserError, OSError):
+    """A checkpoint the disk could not take (full, over quota, or failing): the files already there are kept.
+
+    Also an OSError, which a failed write raised before this type existed."""
 
 
 class MissingPathError(UserError, FileNotFoundError):
