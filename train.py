@@ -12,7 +12,8 @@ from mindcv.data import source_of
 from mindcv.deploy.inference import write_class_names
 from mindcv.engine import (CheckpointManager, EpochLog, all_reduce_mean, build_dataset, build_eval_loader, build_model,
                            build_train_loader, build_train_step, count_train_steps, evaluate, init_context,
-                           prepare_output_dir, resolve_num_classes, resume_point, save_train_state, swap_ema_weights)
+                           prepare_output_dir, resolve_num_classes, resume_point, save_train_state, step_outputs,
+                           swap_ema_weights, uses_data_sink)
 from mindcv.foundation import NonFiniteLossError, setup_logging
 
 _logger = logging.getLogger("train")
@@ -23,15 +24,15 @@ def lr_at(args, lr, step):
     return float(lr[min(max(step // args.gradient_accumulation_steps, 1), len(lr)) - 1])
 
 
-def train_one_epoch(args, train_step, loader, lr, epoch, global_step, show_progress):
-    """One pass over ``loader``; returns (mean loss, steps, skipped overflow steps, seconds)."""
+def train_one_epoch(args, train_step, loader, lr, epoch, global_step, show_progress, sink):
+    """One pass over ``loader`` (through the data sink when ``sink``); returns (mean loss, steps, skipped
+    overflow steps, seconds)."""
     train_step.set_train(True)
     losses, skipped, start = [], 0, time.time()
     batches = loader.get_dataset_size()
-    bar = tqdm(loader.create_tuple_iterator(num_epochs=1), total=batches, desc=f"epoch {epoch}/{args.epoch_size}",
+    bar = tqdm(step_outputs(train_step, loader, sink), total=batches, desc=f"epoch {epoch}/{args.epoch_size}",
                disable=not show_progress, dynamic_ncols=True)
-    for step, (images, labels) in enumerate(bar, start=global_step + 1):
-        loss, overflow, _ = train_step(images, labels)
+    for step, (loss, overflow, _) in enumerate(bar, start=global_step + 1):
         loss = float(loss.asnumpy())
         if train_step.skip_overflow and bool(overflow.asnumpy()):
             skipped += 1  # the update was not applied; the loss scale adapts
@@ -85,11 +86,12 @@ def main(args):
         manager = CheckpointManager(args.ckpt_save_dir, args.model, args.ckpt_save_policy, args.keep_checkpoint_max)
         epoch_log = EpochLog(os.path.join(args.ckpt_save_dir, "train_log.csv"), start_epoch)
         best_top1 = epoch_log.best("val_top1")
-    _logger.info("Training %s on %d device(s), %d steps per epoch, epochs %d to %d.", args.model, device_num,
-                 steps_per_epoch, start_epoch + 1, args.epoch_size)
+    sink = uses_data_sink(args.dataset_sink_mode)
+    _logger.info("Training %s on %d device(s), %d steps per epoch, epochs %d to %d%s.", args.model, device_num,
+                 steps_per_epoch, start_epoch + 1, args.epoch_size, ", through the data sink" if sink else "")
     for epoch in range(start_epoch + 1, args.epoch_size + 1):
         loader = build_train_loader(train_set, epoch, **loader_options)
-        loss, steps, skipped, seconds = train_one_epoch(args, train_step, loader, lr, epoch, global_step, is_main)
+        loss, steps, skipped, seconds = train_one_epoch(args, train_step, loader, lr, epoch, global_step, is_main, sink)
         loss = float(all_reduce_mean([loss], device_num)[0])
         global_step += steps
         metrics = {}

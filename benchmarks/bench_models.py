@@ -56,6 +56,16 @@ def time_calls(call, warmup, repeats):
             "other_load_cores": max(others, 0.0) / (time.perf_counter() - start_all)}
 
 
+def cpu_model():
+    """The CPU's model name and the ISA extensions that matter to the kernels, from /proc/cpuinfo."""
+    with open("/proc/cpuinfo") as cpuinfo:
+        text = cpuinfo.read()
+    name = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    flags = set(re.search(r"^flags\s*:\s*(.+)$", text, re.M).group(1).split())
+    notable = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16") if f in flags]
+    return f"{name.group(1).strip() if name else platform.machine()} ({' '.join(notable)})"
+
+
 def machine_busy_seconds():
     with open("/proc/stat") as stat:
         fields = [int(v) for v in stat.readline().split()[1:9]]
@@ -307,7 +317,7 @@ def main():
     # The machine's fp32 peak is what the faster framework's matmul reaches.
     peaks["float32"] = max(peaks["measured"]["torch_float32"], peaks["measured"]["mindspore_float32"])
     measured = peaks["measured"]
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads; "
+    print(f"{cpu_model()}, {os.cpu_count()} CPUs, {args.threads} threads; "
           f"{MATMUL_SIZE}x{MATMUL_SIZE} matmul GFLOP/s: fp32 MindSpore {measured['mindspore_float32']:.0f}, torch "
           f"{measured['torch_float32']:.0f}; bf16 torch {measured['torch_bfloat16']:.0f}; batch "
           f"{args.batch_size}, {args.image_size}px, ours in {args.dtype}", flush=True)
@@ -336,8 +346,8 @@ def main():
               f"{failure['error']}")
     contended = [r for r in rows if r["other_load_cores"] > args.max_other_load]
     with open(args.json, "w") as out:
-        json.dump({"valid": not contended, "settings": vars(args) | {"worker": None}, "machine": machine,
-                   "rows": rows, "failures": failures}, out, indent=1)
+        json.dump({"valid": not contended, "cpu": cpu_model(), "settings": vars(args) | {"worker": None},
+                   "machine": machine, "rows": rows, "failures": failures}, out, indent=1)
     if failures:
         return 1
     if contended:

@@ -95,6 +95,8 @@ SCHEMA = {
                choices=("auto", "CPU", "GPU", "Ascend")),
         Option("distribute", False, "data-parallel training over all launched processes", str2bool,
                aliases=("--distributed",)),
+        Option("dataset_sink_mode", True, "feed training steps through MindSpore's data sink where the device has "
+               "one (Ascend, GPU); on CPU the Python loop runs", str2bool),
         Option("seed", 42, "random seed (each rank derives its own augmentation seed from it)", int),
         Option("debug", False, "show full tracebacks for errors", str2bool),
     ],

@@ -5,6 +5,7 @@ from .amp import apply_amp
 from .callbacks import AllReduceSum, StateMonitor, ValCallback
 from .checkpoint import (CheckpointManager, find_latest_checkpoint, load_train_state, restore_train_state,
                          resume_candidates, save_train_state, save_weights)
+from .data_sink import step_outputs, uses_data_sink
 from .distributed import all_reduce_mean, init_context, launched_by
 from .evaluation import evaluate
 from .recipe import (build_dataset, build_eval_loader, build_model, build_train_loader, build_train_step,
@@ -20,4 +21,5 @@ __all__ = ["AllReduceSum", "CheckpointManager", "EpochLog", "GradientAccumulatio
            "count_train_steps", "create_loss_scale", "create_trainer", "evaluate", "find_latest_checkpoint",
            "get_metrics", "init_context", "launched_by", "load_train_state", "prepare_output_dir",
            "require_customized_train_step", "resolve_num_classes", "restore_train_state", "resume_candidates",
-           "resume_point", "save_train_state", "save_weights", "set_seed", "swap_ema_weights"]
+           "resume_point", "save_train_state", "save_weights", "set_seed", "step_outputs", "swap_ema_weights",
+           "uses_data_sink"]

@@ -21,7 +21,8 @@ def _without(options, name):
 
 # MindCV's docs write its boolean options bare; num_classes is left to the dataset (3 classes).
 MINDCV_STYLE_RUN = [a for a in _without(_without(TINY_RUN, "--num_classes"), "--val_while_train")] + [
-    "--val_while_train", "--log_interval", "2", "--freeze_stages", "1", "--loss_scale_type", "auto"]
+    "--val_while_train", "--log_interval", "2", "--freeze_stages", "1", "--loss_scale_type", "auto",
+    "--dataset_sink_mode"]
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,8 @@ def test_training_reads_num_classes_from_the_data_and_logs_every_interval(mindcv
     steps = re.findall(r"epoch (\d) step (\d)/6: loss [\d.]+, lr [\d.e-]+, [\d.]+ img/s",
                        (mindcv_style_run / "train.log").read_text())
     assert steps == [(e, s) for e in "12" for s in "246"]
+    assert "MindSpore has no data sink on CPU; the epoch runs as a Python loop" in (
+        mindcv_style_run / "train.log").read_text()
 
 
 def test_frozen_stages_do_not_change_and_the_rest_trains(mindcv_style_run):
