@@ -1,30 +1,71 @@
 """Image folders laid out as ``<split dir>/<class>/<image>``: scanning, corrupt-file screening, reading."""
+import io
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from PIL import Image, ImageOps
 
-from ..foundation.errors import InvalidValueError
+from ..foundation.errors import InvalidValueError, UnreadablePathError
 from .image_check import image_problem
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")  # what MindSpore's Decode reads
 _MAX_NAMED = 20
+_EXIF_ORIENTATION = 0x0112
+_SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I")  # Pillow's modes for a 16-bit grey PNG (older releases say "I")
 
 
 class SkippedImagesWarning(UserWarning):
     """Image files left out of a dataset because they cannot be decoded."""
 
 
+def _entries(folder):
+    """The entries of ``folder``; one that cannot be listed is refused, since leaving it out would lose data."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as err:
+        raise UnreadablePathError(f"Cannot read folder {folder} ({err.strerror}): the split folder and every class "
+                                  f"folder must be listable (read and execute permission).") from err
+
+
+def _broken_link(entry):
+    """Why the symbolic link ``entry`` cannot be followed (a loop, or a target that does not exist), or ``None``."""
+    try:
+        os.stat(entry.path)
+    except OSError as err:
+        return err.strerror
+    return None
+
+
 def _class_folders(split_dir):
-    with os.scandir(split_dir) as entries:
-        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    """Sorted class folder names; a class link that cannot be followed is refused, as leaving its class out would
+    shift every label id after it."""
+    names = []
+    for entry in _entries(split_dir):
+        if entry.name.startswith("."):
+            continue
+        broken = entry.is_symlink() and _broken_link(entry)
+        if broken:
+            raise UnreadablePathError(f"Cannot follow the link {entry.path} ({broken}): every entry of {split_dir} "
+                                      f"must be a class folder or a file; fix or remove the link.")
+        if entry.is_dir():
+            names.append(entry.name)
+    return sorted(names)
+
+
+def _is_image_file(entry):
+    if os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
+        return False
+    try:
+        return not entry.is_dir()
+    except OSError:  # a looping link: screening names it as unreadable
+        return True
 
 
 def _image_names(class_dir):
-    with os.scandir(class_dir) as entries:
-        return sorted(e.name for e in entries
-                      if not e.is_dir() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS)
+    return sorted(e.name for e in _entries(class_dir) if _is_image_file(e))
 
 
 def scan_image_folder(split_dir, check_workers=16):
@@ -32,6 +73,8 @@ def scan_image_folder(split_dir, check_workers=16):
 
     Classes are the sorted sub-folder names, and label ``i`` is ``classes[i]``, so ids are stable across runs
     and machines. Files that fail ``image_problem`` are left out with one ``SkippedImagesWarning`` naming them.
+    What would lose data silently is refused: a folder that cannot be listed, a class link that cannot be followed,
+    a class with no decodable image.
     """
     classes = _class_folders(split_dir)
     if not classes:
@@ -45,29 +88,62 @@ def scan_image_folder(split_dir, check_workers=16):
         paths += [os.path.join(name, image) for image in images]
         labels += [label] * len(images)
 
+    paths, labels = _screened(split_dir, paths, labels, check_workers)
+    emptied = sorted(set(range(len(classes))) - set(labels))
+    if emptied:
+        raise InvalidValueError(f"Class folder has no decodable images (all skipped, see the warning): "
+                                f"{os.path.join(split_dir, classes[emptied[0]])}")
+    return classes, paths, labels
+
+
+def _screened(split_dir, paths, labels, check_workers):
+    """``paths`` and ``labels`` without the files that fail ``image_problem``, which are named in a warning."""
     with ThreadPoolExecutor(check_workers) as pool:
         problems = list(pool.map(image_problem, (os.path.join(split_dir, p) for p in paths), chunksize=256))
     bad = [(path, problem) for path, problem in zip(paths, problems) if problem]
-    if bad:
-        _warn_skipped(split_dir, bad)
-        kept = [i for i, problem in enumerate(problems) if not problem]
-        paths, labels = [paths[i] for i in kept], [labels[i] for i in kept]
-    if not paths:
-        raise InvalidValueError(f"No decodable images under {split_dir}.")
-    return classes, paths, labels
+    if not bad:
+        return paths, labels
+    _warn_skipped(split_dir, bad)
+    kept = [i for i, problem in enumerate(problems) if not problem]
+    return [paths[i] for i in kept], [labels[i] for i in kept]
 
 
 def _warn_skipped(split_dir, bad):
     named = "; ".join(f"{os.path.join(split_dir, path)} ({problem})" for path, problem in bad[:_MAX_NAMED])
     more = f"; and {len(bad) - _MAX_NAMED} more" if len(bad) > _MAX_NAMED else ""
     warnings.warn(f"Skipping {len(bad)} unreadable or corrupt image file(s): {named}{more}", SkippedImagesWarning,
-                  stacklevel=5)
+                  stacklevel=6)
+
+
+def upright_8bit(data):
+    """``data``, an encoded image, in a form that both forms of MindSpore's ``Decode`` read correctly.
+
+    ``Decode`` ignores EXIF orientation, and its Pillow form (evaluation) clips 16-bit grey at 255. Such images
+    are re-encoded as lossless RGB PNG, turned upright as ``PIL.ImageOps.exif_transpose`` does and with grey
+    scaled to 8 bits by its high byte; any other image is returned unchanged.
+    """
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Exception:  # a header Pillow does not take: left to Decode, as every file was before
+        return data
+    with img:
+        # only an EXIF block read with the header: getexif() would decode a whole PNG to look further
+        rotated = "exif" in img.info and img.getexif().get(_EXIF_ORIENTATION, 1) != 1
+        if not rotated and img.mode not in _SIXTEEN_BIT_GREY:
+            return data
+        img = ImageOps.exif_transpose(img)
+    if img.mode in _SIXTEEN_BIT_GREY:
+        img = Image.fromarray((np.asarray(img) >> 8).astype(np.uint8))
+    encoded = io.BytesIO()
+    img.convert("RGB").save(encoded, "PNG", compress_level=1)
+    return encoded.getvalue()
 
 
 class EncodedImageSource:
     """Random-access source for ``GeneratorDataset``: (encoded image bytes, label) by index.
 
-    Decoding is left to the pipeline's ``Decode`` so it runs in MindSpore's worker threads.
+    Decoding is left to the pipeline's ``Decode`` so it runs in MindSpore's worker threads; the few images it
+    would read wrongly are re-encoded first (``upright_8bit``).
     """
 
     def __init__(self, split_dir, paths, labels):
@@ -77,7 +153,7 @@ class EncodedImageSource:
 
     def __getitem__(self, index):
         with open(os.path.join(os.fsencode(self.split_dir), self.paths[index]), "rb") as f:
-            return np.frombuffer(f.read(), np.uint8), self.labels[index]
+            return np.frombuffer(upright_8bit(f.read()), np.uint8), self.labels[index]
 
     def __len__(self):
         return len(self.labels)

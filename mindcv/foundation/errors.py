@@ -8,7 +8,8 @@ exception that callers of a MindCV-style builder would catch (``ValueError`` for
 import difflib
 
 __all__ = ["CheckpointError", "CheckpointWriteError", "ConfigError", "DownloadError", "InvalidValueError",
-           "LauncherError", "MissingPathError", "NonFiniteLossError", "UnknownNameError", "UserError"]
+           "LauncherError", "MissingPathError", "NonFiniteLossError", "UnknownNameError", "UnreadablePathError",
+           "UserError"]
 
 
 class UserError(Exception):
@@ -62,3 +63,10 @@ class LauncherError(UserError, RuntimeError):
 
 class NonFiniteLossError(UserError, FloatingPointError):
     """Training diverged: the loss is NaN or infinite (a recipe to change, not a bug)."""
+
+
+class UnreadablePathError(UserError, OSError):
+    """A file or folder the user named that exists but cannot be read: no permission, or a symbolic link that
+    loops or leads nowhere.
+
+    Also an OSError, which reading it raised before this type existed."""

@@ -7,6 +7,7 @@ import pytest
 
 from mindcv.utils import save_checkpoint_atomic
 
+from ..data.test_image_inputs import make_unreadable
 from ..helpers import TINY_RUN, run_script
 
 
@@ -64,6 +65,13 @@ def _remove_images(class_dir):
     return change
 
 
+def _empty_images(class_dir):
+    def change(root):
+        for name in os.listdir(root / "train" / class_dir):
+            (root / "train" / class_dir / name).write_bytes(b"")
+    return change
+
+
 # (case id, script, arguments (list, or a function of the workspace), expected message)
 CASES = [
     ("unknown_model", "train.py", ["--model", "svt_smal"], "Unknown model 'svt_smal'. Did you mean: svt_small"),
@@ -81,11 +89,17 @@ CASES = [
     ("missing_config_file", "train.py", ["-c", "/nonexistent/c.yaml"], "Cannot read config file /nonexistent/c.yaml"),
     ("no_data_dir", "train.py", [], "No dataset given: pass --data_dir DIR"),
     ("missing_data_dir", "train.py", ["--data_dir", "/nonexistent/data"], "Dataset root does not exist"),
-    ("missing_split", "train.py", _folder_with(lambda root: shutil.rmtree(root / "train")), "Split folder does not exist"),
+    ("missing_split", "train.py", _folder_with(lambda root: shutil.rmtree(root / "train")),
+     "Split folder does not exist"),
     ("no_class_folders", "train.py", _folder_with(lambda root: [shutil.rmtree(root / "train" / c)
                                                                 for c in os.listdir(root / "train")]),
      "No class folders in"),
     ("empty_class", "train.py", _folder_with(_remove_images("square")), "Class folder has no images"),
+    ("zero_byte_images", "train.py", _folder_with(_empty_images("square")), "Class folder has no decodable images"),
+    ("symlink_loop", "train.py", _folder_with(lambda root: os.symlink(root / "train" / "x", root / "train" / "x")),
+     "Cannot follow the link"),
+    ("unreadable_folder", "train.py", _folder_with(lambda root: make_unreadable(root / "train" / "square")),
+     "Cannot read folder"),
     ("wrong_num_classes", "train.py", ["--num_classes", "5"], "has 3 classes but num_classes is 5"),
     ("batch_larger_than_data", "train.py", ["--batch_size", "64"], "batch_size 64 is larger than the 36 training"),
     ("ckpt_missing", "validate.py", ["--ckpt_path", "/nonexistent/w.ckpt"], "Checkpoint file not found"),
