@@ -18,10 +18,15 @@ MNIST_DEFAULT_MEAN = (0.1307,)
 MNIST_DEFAULT_STD = (0.3081,)
 
 # interpolation name -> (for decoded arrays: training crops and CIFAR/MNIST, for PIL images: evaluation).
-# PILCUBIC is Pillow's bicubic, antialiased when shrinking, as timm's training crops are.
+# PILCUBIC is Pillow's bicubic, antialiased when shrinking, as timm's training crops are. The aliases are the
+# other names of these filters in MindSpore's Inter, which MindCV accepts; AREA and ANTIALIAS each work on only
+# one of the two image kinds, so they are not offered.
 INTERPOLATIONS = {
     "bilinear": (Inter.BILINEAR, Inter.BILINEAR),
+    "linear": (Inter.BILINEAR, Inter.BILINEAR),
     "bicubic": (Inter.PILCUBIC, Inter.BICUBIC),
+    "cubic": (Inter.PILCUBIC, Inter.BICUBIC),
+    "pilcubic": (Inter.PILCUBIC, Inter.BICUBIC),
     "nearest": (Inter.NEAREST, Inter.NEAREST),
 }
 

@@ -36,7 +36,10 @@ def _pil_resize_and_crop(path, size, crop_pct, pil_filter):
     return np.asarray(img.crop((left, top, left + width, top + height)), np.float64) / 255.0
 
 
-@pytest.mark.parametrize("interpolation,pil_filter", [("bicubic", Image.BICUBIC), ("bilinear", Image.BILINEAR)])
+# "cubic", "pilcubic" and "linear" are MindSpore's other names for these filters, which MindCV recipes use.
+@pytest.mark.parametrize("interpolation,pil_filter", [("bicubic", Image.BICUBIC), ("bilinear", Image.BILINEAR),
+                                                      ("cubic", Image.BICUBIC), ("pilcubic", Image.BICUBIC),
+                                                      ("linear", Image.BILINEAR)])
 @pytest.mark.parametrize("size,source", [((224, 224), (375, 500)), ((160, 160), (300, 211)), ((96, 128), (200, 260))])
 def test_eval_transforms_match_pillow_resize_and_centre_crop(tmp_path, interpolation, pil_filter, size, source):
     path = tmp_path / "image.jpg"
@@ -76,7 +79,7 @@ def test_unknown_policy_option_and_interpolation_are_rejected():
     assert set(POLICY_FAMILIES) <= set(str(info.value).split("Accepted: ")[1].rstrip(".").split(", "))
     with pytest.raises(ValueError, match="Unknown option 'x3' .*m<magnitude>"):
         create_transforms("", is_training=True, auto_augment="rand-m9-x3")
-    with pytest.raises(UnknownNameError, match="Accepted: bicubic, bilinear, nearest"):
+    with pytest.raises(UnknownNameError, match="Accepted: bicubic, bilinear, cubic, linear, nearest, pilcubic"):
         create_transforms("", is_training=False, interpolation="lanczos2")
     with pytest.raises(UnknownNameError, match="dataset"):
         create_transforms("coco")
