@@ -5,15 +5,15 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..foundation.errors import InvalidValueError, UnreadablePathError
 from .image_check import image_problem
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")  # what MindSpore's Decode reads
 _MAX_NAMED = 20
-_EXIF_ORIENTATION = 0x0112
-_SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I")  # Pillow's modes for a 16-bit grey PNG (older releases say "I")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_GREY = 0  # IHDR colour type
 
 
 class SkippedImagesWarning(UserWarning):
@@ -115,27 +115,21 @@ def _warn_skipped(split_dir, bad):
                   stacklevel=6)
 
 
-def upright_8bit(data):
-    """``data``, an encoded image, in a form that both forms of MindSpore's ``Decode`` read correctly.
+def eight_bit(data):
+    """``data``, an encoded image, in a form that both forms of MindSpore's ``Decode`` read as Pillow's
+    ``convert("RGB")`` would, the way timm and torchvision read images (EXIF orientation is not applied, as
+    there, so that evaluation reproduces theirs).
 
-    ``Decode`` ignores EXIF orientation, and its Pillow form (evaluation) clips 16-bit grey at 255. Such images
-    are re-encoded as lossless RGB PNG, turned upright as ``PIL.ImageOps.exif_transpose`` does and with grey
-    scaled to 8 bits by its high byte; any other image is returned unchanged.
+    The Pillow form of ``Decode`` (evaluation) clips 16-bit grey PNGs at 255; those are re-encoded as 8-bit RGB
+    PNG, grey scaled by its high byte. The check reads the PNG header bytes only: every other image is returned
+    unchanged without being parsed.
     """
-    try:
-        img = Image.open(io.BytesIO(data))
-    except Exception:  # a header Pillow does not take: left to Decode, as every file was before
+    if not (data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and data[24] == 16 and data[25] == _PNG_GREY):
         return data
-    with img:
-        # only an EXIF block read with the header: getexif() would decode a whole PNG to look further
-        rotated = "exif" in img.info and img.getexif().get(_EXIF_ORIENTATION, 1) != 1
-        if not rotated and img.mode not in _SIXTEEN_BIT_GREY:
-            return data
-        img = ImageOps.exif_transpose(img)
-    if img.mode in _SIXTEEN_BIT_GREY:
-        img = Image.fromarray((np.asarray(img) >> 8).astype(np.uint8))
+    with Image.open(io.BytesIO(data)) as img:
+        grey = (np.asarray(img) >> 8).astype(np.uint8)
     encoded = io.BytesIO()
-    img.convert("RGB").save(encoded, "PNG", compress_level=1)
+    Image.fromarray(grey).convert("RGB").save(encoded, "PNG", compress_level=1)
     return encoded.getvalue()
 
 
@@ -143,7 +137,7 @@ class EncodedImageSource:
     """Random-access source for ``GeneratorDataset``: (encoded image bytes, label) by index.
 
     Decoding is left to the pipeline's ``Decode`` so it runs in MindSpore's worker threads; the few images it
-    would read wrongly are re-encoded first (``upright_8bit``).
+    would read wrongly are re-encoded first (``eight_bit``).
     """
 
     def __init__(self, split_dir, paths, labels):
@@ -153,7 +147,7 @@ class EncodedImageSource:
 
     def __getitem__(self, index):
         with open(os.path.join(os.fsencode(self.split_dir), self.paths[index]), "rb") as f:
-            return np.frombuffer(upright_8bit(f.read()), np.uint8), self.labels[index]
+            return np.frombuffer(eight_bit(f.read()), np.uint8), self.labels[index]
 
     def __len__(self):
         return len(self.labels)
