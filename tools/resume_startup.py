@@ -4,7 +4,7 @@
 
 Writes ``--count`` checkpoints (about 290 MB each) with CheckpointManager into a temporary folder under
 ``--dir``, then times what a resumed run does before its first step: choosing and loading the newest train
-state (as train.py's ``resume_point``) and building the CheckpointManager. Each is timed with a cold page cache
+state (as ``mindcv.engine.resume_point``) and building the CheckpointManager. Each is timed with a cold page cache
 (dropped if this process may) and then warm, reporting the bytes read from storage and through read calls.
 ``--legacy`` adds the same measurements for the pre-manifest algorithm, reproduced here. The folder is deleted
 at the end. A measurement tool, not a test: it needs ~3 GB of disk per 10 checkpoints.

@@ -7,6 +7,7 @@ from mindcv.engine import recipe
 # MindCV's key set and value forms (written from its config.py, not copied from a recipe file).
 MINDCV_RECIPE = """\
 mode: 0
+dataset_sink_mode: True
 distribute: False
 val_while_train: True
 val_interval: 1
@@ -104,6 +105,7 @@ def test_mindcv_value_forms_load(mindcv_args):
     assert mindcv_args.mean == (123.675, 116.28, 103.53) and mindcv_args.num_classes is None
     assert (mindcv_args.reduction, mindcv_args.aux_factor, mindcv_args.val_amp_level) == ("sum", 0.4, "O2")
     assert (mindcv_args.aug_splits, mindcv_args.eval_shuffle, mindcv_args.re_max_attempts) == (3, True, 5)
+    assert mindcv_args.dataset_sink_mode is True
 
 
 def test_augmentation_keys_reach_the_training_transforms_and_loader(mindcv_args, monkeypatch):

@@ -20,3 +20,14 @@ def test_plot_log_writes_a_png(tmp_path):
     run_script(os.path.join(ROOT, "tools", "plot_log.py"), tmp_path / "train_log.csv")
     with open(tmp_path / "train_curves.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_mindcv_recipes_counts_what_loads_and_names_what_does_not(tmp_path):
+    (tmp_path / "vit").mkdir()
+    (tmp_path / "vit" / "good.yaml").write_text("model: vit_b32_224\ndataset_sink_mode: True\ncolor_jitter: [0.4, 0.4, "
+                                                "0.4]\ncrop_pct: 1.15\n")
+    (tmp_path / "bad.yaml").write_text("model: resnet50\nwarmup_epoch: 3\n")
+    result = run_script("tools/check_mindcv_recipes.py", tmp_path, check=False)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0] == "1/2 MindCV recipes load"
+    assert "1 x " in result.stdout and "warmup_epoch" in result.stdout
