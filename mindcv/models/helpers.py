@@ -9,6 +9,7 @@ import mindspore as ms
 from ..foundation.checkpoint_io import read_checkpoint
 from ..foundation.download import download_url
 from ..foundation.errors import CheckpointError, InvalidValueError
+from .layers.drop import RANDOM_STEP
 from .naming import to_mindcv_names
 
 __all__ = ["build_model_with_cfg", "load_checkpoint_into", "load_model_checkpoint", "load_pretrained"]
@@ -76,7 +77,8 @@ def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto
 
     Accepts our names, the reference's (LayerNorm weight/bias) and the seed port's. Entries that are
     training state of a model parameter the checkpoint also holds (``<prefix>.<param name>`` beside
-    ``<param name>``, e.g. optimizer moments) and dot-free scalars (``global_step``) are ignored; with
+    ``<param name>``, e.g. optimizer moments), dot-free scalars (``global_step``) and the dropout layers'
+    ``random_step`` counters the model lacks are ignored (the model's own counters may be absent); with
     ``auto_mapping`` a wrapper prefix (``backbone.head.weight``) is matched to the model's name. With ``ema``
     the ``ema.``-prefixed copy is loaded. A classifier of another size is left initialised with a warning; a
     first conv with other input channels is adapted. Parameters named in ``left_initialised`` may be absent.
@@ -93,7 +95,7 @@ def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto
         left_initialised)
     _adapt_first_conv(state, expected, cfg.get("first_conv"))
 
-    missing = sorted(k for k in expected if k not in state and k not in left_initialised)
+    missing = sorted(k for k in expected if k not in state and k not in left_initialised and not _is_random_step(k))
     mismatched = sorted(f"{k} {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
                         for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape))
     if missing or unexpected or mismatched:
@@ -117,13 +119,19 @@ def _model_state(param_dict, expected, auto_mapping):
     for key, value in param_dict.items():
         if key in expected:
             state[key] = value
-        elif "." not in key or _is_state_of_a_present_parameter(key, param_dict, expected):
+        elif "." not in key or _is_random_step(key) or _is_state_of_a_present_parameter(key, param_dict, expected):
             continue
         elif auto_mapping and (target := _unique_suffix_match(key, expected)):
             state[target] = value
         else:
             unexpected.append(key)
     return state, unexpected
+
+
+def _is_random_step(name):
+    """A dropout or drop-path layer's call count: training state, absent from weights of a model without the
+    layer and from converted weights."""
+    return name.rsplit(".", 1)[-1] == RANDOM_STEP
 
 
 def _is_state_of_a_present_parameter(key, param_dict, expected):

@@ -18,7 +18,8 @@ from ..foundation.errors import InvalidValueError
 from ..foundation.graph_cache import renew_graph_cache
 from ..kernels import fused_kernels_available, peg_op
 from .helpers import build_model_with_cfg
-from .layers import BiasAdd, DropPath, LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, conv_init, dropout, export_form
+from .layers import (BiasAdd, DropPath, LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, conv_init, dropout,
+                     export_form, number_random_streams)
 from .registry import register_model, register_model_alias
 
 __all__ = ["Twins"]
@@ -243,6 +244,7 @@ class Twins(nn.Cell):
         self.norm = LayerNorm(self.num_features, eps=1e-6)
         self.head_drop = dropout(drop_rate)
         self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        number_random_streams(self)
 
     def get_classifier(self):
         return self.head

@@ -34,6 +34,18 @@ def test_roundtrip_loads_every_parameter(svt_state, tmp_path):
     assert all(np.array_equal(loaded[k], v) for k, v in svt_state.items())
 
 
+def test_drop_path_call_counts_are_loaded_where_the_model_has_them_and_optional(svt_state, tmp_path):
+    trained = create_model("svt_small", num_classes=10, drop_path_rate=0.2)
+    trained.blocks[3][0].drop_path1.random_step.set_data(ms.Tensor(41, ms.int64))
+    path = _save({p.name: p.asnumpy() for p in trained.get_parameters()}, tmp_path / "trained.ckpt")
+    resumed = create_model("svt_small", num_classes=10, drop_path_rate=0.2, checkpoint_path=path)
+    assert int(resumed.blocks[3][0].drop_path1.random_step.asnumpy()) == 41
+    create_model("svt_small", num_classes=10, checkpoint_path=path)  # for inference: no counters to load
+    converted = _save(svt_state, tmp_path / "converted.ckpt")  # weights without counters
+    assert int(create_model("svt_small", num_classes=10, drop_path_rate=0.2, checkpoint_path=converted)
+               .blocks[3][0].drop_path1.random_step.asnumpy()) == 0
+
+
 def test_missing_parameters_are_named(svt_state, tmp_path):
     state = {k: v for k, v in svt_state.items() if not k.startswith("blocks.2.3.")}
     with pytest.raises(CheckpointError, match=r"does not fit svt_small: missing \(\d+\): blocks\.2\.3\.attn"):

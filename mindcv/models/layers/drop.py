@@ -1,24 +1,118 @@
-"""Regularisation layers: dropout that disappears at rate 0, and stochastic depth."""
-from mindspore import nn, ops
+"""Regularisation layers, dropout and stochastic depth, whose random masks can be replayed.
 
-__all__ = ["DropPath", "dropout"]
+The masks come from a counter-based generator, not from MindSpore's kernel RNG (whose state cannot be saved):
+a 32-bit integer hash of a key (the global seed, the data-parallel rank and the layer's stream number) and of
+the layer's call count. The call count is a parameter of the layer (``<layer>.random_step``), so a training
+checkpoint holds it, and a run resumed from one draws exactly the masks the uninterrupted run drew. The hash
+uses only integer tensor operations, the same on every device.
+"""
+import itertools
+import operator
+
+import numpy as np
+
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
+
+__all__ = ["RANDOM_STEP", "DropPath", "Dropout", "counter_uniform", "dropout", "number_random_streams"]
+
+RANDOM_STEP = "random_step"
+_MASK32 = 0xFFFFFFFF
+_GOLDEN = 0x9E3779B9
+_MULTIPLIERS = (0x7FEB352D, 0x5BD1E995)  # odd and below 2**31: a product with a 32-bit value fits in int64
+_unnumbered = itertools.count(1 << 20)  # streams of layers built outside a numbered model
 
 
-def dropout(rate):
-    """``nn.Dropout(p=rate)``, or an identity at rate 0 (no kernel in the graph)."""
-    return nn.Dropout(p=rate) if rate > 0 else nn.Identity()
+def _mix32(x):
+    """A bijective avalanche of 32-bit values held in int64 tensors or Python integers."""
+    shift = ops.bitwise_right_shift if isinstance(x, Tensor) else operator.rshift
+    x = x ^ shift(x, 16)
+    x = (x * _MULTIPLIERS[0]) & _MASK32
+    x = x ^ shift(x, 15)
+    x = (x * _MULTIPLIERS[1]) & _MASK32
+    return x ^ shift(x, 16)
 
 
-class DropPath(nn.Cell):
-    """Stochastic depth: drops the whole residual branch per sample while training."""
+def _stream_key(stream):
+    seed = ms.get_seed() or 0
+    key = 0
+    for part in (seed, _rank(), stream):
+        key = _mix32((key + (part & _MASK32) * _GOLDEN) & _MASK32)
+    return key
 
-    def __init__(self, drop_prob):
+
+def _rank():
+    from mindspore.communication import GlobalComm, get_rank
+
+    return get_rank() if GlobalComm.INITED else 0
+
+
+def counter_uniform(shape, key, step):
+    """float32 values uniform in [0, 1) of ``shape``, a function of the int64 tensors ``key`` and ``step``."""
+    size = int(np.prod(shape))
+    counter = _mix32(ops.bitwise_xor(key, step) & _MASK32)
+    bits = _mix32((counter + ops.arange(0, size, dtype=ms.int64) * _GOLDEN) & _MASK32)
+    return (ops.cast(ops.bitwise_right_shift(bits, 8), ms.float32) * (1.0 / (1 << 24))).reshape(shape)
+
+
+class _Replayable(nn.Cell):
+    """A layer that draws one set of masks per training call from its own stream."""
+
+    def __init__(self):
         super().__init__()
-        self.drop_prob = drop_prob
-        self.dropout = nn.Dropout(p=drop_prob)
+        self.random_step = Parameter(Tensor(0, ms.int64), name=RANDOM_STEP, requires_grad=False)
+        self.set_stream(next(_unnumbered))
+
+    def set_stream(self, stream):
+        self.key = Tensor(_stream_key(stream), ms.int64)
+
+    def next_uniform(self, shape):
+        return counter_uniform(shape, self.key, ops.assign_add(self.random_step, Tensor(1, ms.int64)))
+
+
+def number_random_streams(model):
+    """Give the model's replayable layers the streams 0, 1, ... in their order in the model, so that a model
+    built again (in a resumed process) draws the same masks whatever was built before it."""
+    layers = [cell for _, cell in model.cells_and_names() if isinstance(cell, _Replayable)]
+    for stream, layer in enumerate(layers):
+        layer.set_stream(stream)
+    return model
+
+
+class Dropout(_Replayable):
+    """``nn.Dropout(p=p)``: zeroes each element with probability ``p`` while training, scaling the rest by
+    ``1 / (1 - p)``."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.p = p
+        self.scale = 1.0 / (1.0 - p)
 
     def construct(self, x):
         if not self.training:
             return x
-        mask = self.dropout(ops.ones((x.shape[0],) + (1,) * (x.ndim - 1), x.dtype))
-        return x * mask
+        keep = ops.cast(self.next_uniform(x.shape) >= self.p, x.dtype)
+        return x * keep * self.scale
+
+
+class DropPath(_Replayable):
+    """Stochastic depth: drops the whole residual branch per sample with probability ``drop_prob`` while
+    training, scaling kept samples by ``1 / (1 - drop_prob)`` when ``scale_by_keep`` (MindCV's and timm's
+    arguments)."""
+
+    def __init__(self, drop_prob=0.0, scale_by_keep=True):
+        super().__init__()
+        self.drop_prob = drop_prob
+        self.scale = 1.0 / (1.0 - drop_prob) if scale_by_keep and drop_prob < 1.0 else 1.0
+
+    def construct(self, x):
+        if not self.training or self.drop_prob == 0.0:
+            return x
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+        keep = ops.cast(self.next_uniform(shape) >= self.drop_prob, x.dtype)
+        return x * keep * self.scale
+
+
+def dropout(rate):
+    """``Dropout(rate)``, or an identity at rate 0 (no kernel in the graph)."""
+    return Dropout(rate) if rate > 0 else nn.Identity()
