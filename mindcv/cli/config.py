@@ -164,6 +164,8 @@ SCHEMA = {
         Option("ckpt_save_policy", "latest_k", "which checkpoints to keep", choices=("latest_k", "top_k")),
         Option("keep_checkpoint_max", 10, "number of checkpoints kept", int, **_positive(">= 1")),
         Option("ckpt_save_interval", 1, "save every N epochs", int, **_positive(">= 1")),
+        Option("ckpt_save_steps", 0, "also save the state inside an epoch every N steps, to <model>-partial.ckpt "
+               "(0: off); SIGTERM/SIGINT always save it", int, check=lambda v: v >= 0, accepted=">= 0"),
         Option("auto_resume", False, "resume from the newest valid checkpoint in ckpt_save_dir", str2bool),
         Option("log_interval", 100, "steps between log lines", int, **_positive(">= 1")),
         Option("val_while_train", False, "validate during training", str2bool),

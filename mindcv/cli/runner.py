@@ -9,7 +9,8 @@ __all__ = ["run_cli"]
 
 
 def run_cli(main, parse_args):
-    """``main(parse_args())``; a UserError prints ``error: ...`` (the traceback only with --debug)."""
+    """``main(parse_args())``; a UserError prints ``error: ...`` (the traceback only with --debug) and exits with
+    its ``exit_code`` (2 unless it says otherwise)."""
     debug = "--debug" in sys.argv and "False" not in sys.argv[sys.argv.index("--debug") + 1:][:1]
     try:
         main(parse_args())
@@ -17,5 +18,5 @@ def run_cli(main, parse_args):
         if debug:
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return getattr(err, "exit_code", 2)
     return 0

@@ -18,27 +18,46 @@ import mindspore as ms
 from ..foundation.checkpoint_io import read_checkpoint, write_atomic
 from ..foundation.errors import CheckpointError, InvalidValueError
 
-__all__ = ["CheckpointManager", "MANIFEST", "find_latest_checkpoint", "load_train_state", "resume_candidates",
-           "restore_train_state", "save_train_state", "save_weights"]
+__all__ = ["CheckpointManager", "MANIFEST", "PartialEpoch", "find_latest_checkpoint", "load_train_state",
+           "resume_candidates", "restore_train_state", "save_train_state", "save_weights"]
 
 _logger = logging.getLogger(__name__)
 MANIFEST = "checkpoints.json"
 # Run metadata stored beside the parameters ("global_step" is taken: the optimizer's own step counter).
-_META_KEYS = ("epoch", "steps_done", "config", "metric")
+_META_KEYS = ("epoch", "steps_done", "config", "metric", "epoch_losses", "epoch_skipped")
 _EPOCH_IN_NAME = re.compile(r"-(\d+)\.ckpt$")
 
 
-def save_train_state(path, train_step, epoch, global_step, config, metric=None):
+def save_train_state(path, train_step, epoch, global_step, config, metric=None, partial_epoch=None):
     """Everything needed to continue: model, optimizer, EMA and loss-scale state (the train step's
-    parameters), plus the epoch and step completed and the resolved config."""
+    parameters), plus the epoch and step completed and the resolved config. Saved inside an epoch,
+    ``partial_epoch`` (a PartialEpoch) records the losses of its batches done so far."""
     meta = {"epoch": int(epoch), "steps_done": int(global_step), "config": json.dumps(config, default=list),
             "metric": _as_stored(metric)}
+    if partial_epoch is not None and partial_epoch.losses:
+        meta["epoch_losses"] = ms.Tensor(np.asarray(partial_epoch.losses, np.float64))
+        meta["epoch_skipped"] = int(partial_epoch.skipped)
     write_atomic(lambda tmp: ms.save_checkpoint(train_step, tmp, append_dict=meta, crc_check=True), path,
                  size=_parameter_bytes(train_step))
 
 
 def _parameter_bytes(cell):
     return sum(param.nbytes for param in cell.get_parameters())
+
+
+class PartialEpoch:
+    """The losses of an epoch's batches done so far and the count of its skipped (overflow) steps: what its
+    logged mean needs when it is interrupted and resumed."""
+
+    def __init__(self, losses=(), skipped=0):
+        self.losses, self.skipped = list(losses), int(skipped)
+
+    @classmethod
+    def read(cls, params):
+        """The partial epoch recorded in a checkpoint's parameter dict (empty at an epoch boundary)."""
+        losses = params["epoch_losses"].asnumpy().tolist() if "epoch_losses" in params else []
+        skipped = int(params["epoch_skipped"].asnumpy()) if "epoch_skipped" in params else 0
+        return cls(losses, skipped)
 
 
 def _as_stored(metric):
@@ -111,10 +130,16 @@ def _listed_and_found(folder, is_wanted):
 
 
 def resume_candidates(folder, pattern="*.ckpt"):
-    """Checkpoint paths in ``folder`` matching ``pattern``, newest epoch first, from the manifest (no file read)."""
+    """Checkpoint paths in ``folder`` matching ``pattern``, newest first (by epoch, then by step: a state saved
+    inside an epoch comes before the previous epoch's end), from the manifest (no file read)."""
     entries = _listed_and_found(folder, lambda name: fnmatch.fnmatch(name, pattern)).values()
-    entries = sorted(entries, key=lambda e: (e["epoch"], e["file"]), reverse=True)
+    entries = sorted(entries, key=lambda e: (e["epoch"], _steps_done(e), e["file"]), reverse=True)
     return [os.path.join(folder, entry["file"]) for entry in entries]
+
+
+def _steps_done(entry):
+    steps = entry.get("steps_done")
+    return steps if type(steps) is int else -1
 
 
 def find_latest_checkpoint(folder, pattern="*.ckpt"):
@@ -216,6 +241,26 @@ class CheckpointManager:
         for stale_name in stale:
             _remove_if_present(os.path.join(self.folder, stale_name))
         return path
+
+    @property
+    def partial_name(self):
+        return f"{self.prefix}-partial.ckpt"
+
+    def save_partial(self, train_step, epoch, global_step, config, partial_epoch):
+        """Save a state inside epoch ``epoch + 1`` (``epoch`` = epochs completed) to ``<prefix>-partial.ckpt``,
+        one file replaced each time and listed in the manifest beside the epoch checkpoints."""
+        path = os.path.join(self.folder, self.partial_name)
+        save_train_state(path, train_step, epoch, global_step, config, partial_epoch=partial_epoch)
+        entry = {"file": self.partial_name, "epoch": int(epoch), "steps_done": int(global_step), "metric": None}
+        _write_manifest(self.folder, {**_read_manifest(self.folder), self.partial_name: entry})
+        return path
+
+    def drop_partial(self):
+        """Forget the partial-epoch state once an epoch checkpoint after it is written (manifest first)."""
+        listed = _read_manifest(self.folder)
+        if listed.pop(self.partial_name, None) is not None:
+            _write_manifest(self.folder, listed)
+        _remove_if_present(os.path.join(self.folder, self.partial_name))
 
     # MindCV's form: weights to caller-named paths, pruned among those saved by this manager. MindCV deletes the
     # file to drop before saving the new one; here it goes only once the new one is written, so that a full disk

@@ -9,7 +9,7 @@ from mindspore.communication import get_group_size, get_rank, init
 
 from ..foundation.errors import LauncherError
 
-__all__ = ["all_reduce_mean", "init_context", "launched_by"]
+__all__ = ["all_reduce_max", "all_reduce_mean", "init_context", "launched_by"]
 
 # Environment variables each supported launcher sets in the processes it starts.
 _LAUNCHER_ENV = {
@@ -55,3 +55,10 @@ def all_reduce_mean(values, device_num):
     if device_num == 1:
         return values
     return ops.AllReduce()(ms.Tensor(values)).asnumpy() / device_num
+
+
+def all_reduce_max(value, device_num):
+    """Largest ``value`` (an int) over all ranks (the value itself in a single process)."""
+    if device_num == 1:
+        return value
+    return int(ops.AllReduce(ops.ReduceOp.MAX)(ms.Tensor([value], ms.int32)).asnumpy()[0])

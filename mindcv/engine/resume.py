@@ -12,9 +12,9 @@ import mindspore as ms
 from ..foundation.checkpoint_io import read_checkpoint
 from ..foundation.errors import CheckpointError
 from ..models.helpers import load_checkpoint_into
-from .checkpoint import resume_candidates, restore_train_state
+from .checkpoint import PartialEpoch, resume_candidates, restore_train_state
 
-__all__ = ["resume_point"]
+__all__ = ["ResumePoint", "resume_point"]
 
 _logger = logging.getLogger(__name__)
 _MINDCV_NAME = re.compile(r"-(\d+)_(\d+)\.ckpt$")
@@ -24,10 +24,20 @@ _REBUILT = ("learning_rate", "micro_step", "scale_sense")
 _REBUILT_PREFIXES = ("accumulated_grad.",)
 
 
+class ResumePoint:
+    """Where to continue: ``epoch`` epochs done, ``global_step`` batches done in all, of which ``batches_done``
+    in epoch ``epoch + 1`` with the losses of ``partial_epoch``."""
+
+    def __init__(self, epoch=0, global_step=0, steps_per_epoch=1, partial_epoch=None):
+        self.epoch, self.global_step = epoch, global_step
+        self.batches_done = global_step - epoch * steps_per_epoch
+        self.partial_epoch = partial_epoch or PartialEpoch()
+
+
 def resume_point(train_step, model, *, model_name, ckpt_save_dir, auto_resume=False, ckpt_path="", resume_opt=False,
                  steps_per_epoch=1, gradient_accumulation_steps=1):
-    """Restore ``train_step`` and return (epoch, global step) to continue from: the newest valid checkpoint in
-    ``ckpt_save_dir`` with ``auto_resume``, else ``ckpt_path`` with ``resume_opt``; (0, 0) for a fresh start."""
+    """Restore ``train_step`` and return the ResumePoint to continue from: the newest valid checkpoint in
+    ``ckpt_save_dir`` with ``auto_resume``, else ``ckpt_path`` with ``resume_opt``; the start for a fresh run."""
     if auto_resume:
         for path in resume_candidates(ckpt_save_dir, f"{model_name}-*.ckpt"):
             try:
@@ -35,21 +45,35 @@ def resume_point(train_step, model, *, model_name, ckpt_save_dir, auto_resume=Fa
             except CheckpointError as err:
                 _logger.warning("Skipping %s", err)
                 continue
-            return _resumed(path, *restore_train_state(params, path, train_step)[:2])
+            return _restored(params, path, train_step, steps_per_epoch)
     if ckpt_path and resume_opt:
         params = read_checkpoint(ckpt_path)
         if "epoch" in params:
-            return _resumed(ckpt_path, *restore_train_state(params, ckpt_path, train_step)[:2])
+            return _restored(params, ckpt_path, train_step, steps_per_epoch)
         optimizer_path = _mindcv_optimizer_file(ckpt_path, model_name, ckpt_save_dir)
-        return _resumed(f"{ckpt_path} and {optimizer_path}", *restore_mindcv_train_state(
-            params, ckpt_path, read_checkpoint(optimizer_path), train_step, model, steps_per_epoch,
-            gradient_accumulation_steps))
-    return 0, 0
+        epoch, global_step = restore_mindcv_train_state(params, ckpt_path, read_checkpoint(optimizer_path),
+                                                        train_step, model, steps_per_epoch,
+                                                        gradient_accumulation_steps)
+        return _resumed(f"{ckpt_path} and {optimizer_path}", ResumePoint(epoch, global_step, steps_per_epoch))
+    return ResumePoint()
 
 
-def _resumed(source, epoch, global_step):
-    _logger.info("Resumed from %s: epoch %d done, global step %d.", source, epoch, global_step)
-    return epoch, global_step
+def _restored(params, path, train_step, steps_per_epoch):
+    partial_epoch = PartialEpoch.read(params)
+    epoch, global_step, _ = restore_train_state(params, path, train_step)
+    point = ResumePoint(epoch, global_step, steps_per_epoch, partial_epoch)
+    if not 0 <= point.batches_done < steps_per_epoch:
+        raise CheckpointError(f"{path} holds {global_step} steps after {epoch} epochs, which is not a position in "
+                              f"an epoch of this run's {steps_per_epoch} steps: the batch size, device count or "
+                              "dataset differ from the run that wrote it.")
+    return _resumed(path, point)
+
+
+def _resumed(source, point):
+    inside = f", batch {point.batches_done} of epoch {point.epoch + 1}" if point.batches_done else ""
+    _logger.info("Resumed from %s: epoch %d done%s, global step %d.", source, point.epoch, inside,
+                 point.global_step)
+    return point
 
 
 def _mindcv_optimizer_file(ckpt_path, model_name, ckpt_save_dir):

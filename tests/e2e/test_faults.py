@@ -15,8 +15,10 @@ import mindspore as ms
 
 from ..helpers import ROOT, TINY_RUN, read_log, run_script
 
-# Stochastic depth and dropout on, as in every shipped recipe: resume must replay their masks too.
-RUN = TINY_RUN + ["--epoch_size", "3", "--decay_epochs", "2", "--drop_path_rate", "0.2", "--drop_rate", "0.1"]
+# Stochastic depth and dropout on, as in every shipped recipe: resume must replay their masks too. The state is
+# also saved every 2 of an epoch's 6 steps, so a kill inside an epoch resumes inside it.
+RUN = TINY_RUN + ["--epoch_size", "3", "--decay_epochs", "2", "--drop_path_rate", "0.2", "--drop_rate", "0.1",
+                  "--ckpt_save_steps", "2"]
 LOG_FIELDS = ("epoch", "step", "lr", "train_loss", "val_top1", "val_top5", "val_loss", "skipped_steps")
 
 
@@ -137,3 +139,26 @@ def test_mindcv_weights_without_optimizer_file_are_refused(uninterrupted, shapes
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: ") and \
         "optim_svt_small.ckpt is in none of" in result.stderr
+
+
+def test_sigterm_saves_inside_the_epoch_and_auto_resume_continues_at_the_next_batch(
+        uninterrupted, shapes_dataset, tmp_path):
+    process = subprocess.Popen(_train(shapes_dataset, tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: (tmp_path / "svt_small-1.ckpt").exists(), process)
+    time.sleep(random.uniform(0.0, 0.5))
+    assert process.poll() is None, "the run ended before the signal"
+    signalled = time.time()
+    process.send_signal(signal.SIGTERM)
+    stderr = process.communicate(timeout=120)[1]
+    print(f"SIGTERM to exit: {time.time() - signalled:.1f} s")
+    assert process.returncode == 128 + signal.SIGTERM
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: Stopped by SIGTERM after batch ") and "--auto_resume True" in last
+    batch = int(last.split("after batch ")[1].split()[0])
+    assert (tmp_path / "svt_small-partial.ckpt").exists() == (0 < batch < 6)
+    resumed = run_script("train.py", *RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path, "--auto_resume",
+                         "True")
+    assert "Resumed from" in resumed.stderr
+    _assert_same_run(tmp_path, uninterrupted)
+    assert not (tmp_path / "svt_small-partial.ckpt").exists()

@@ -1,0 +1,63 @@
+"""Stopping a run cleanly when a scheduler asks: SIGTERM (Slurm, Kubernetes, ModelArts send it before they kill)
+or SIGINT (Ctrl-C). The signal is only noted; the training loop finishes the step in progress, and in a
+data-parallel job every rank stops after the same step. A second signal ends the process at once.
+
+The signals are blocked and taken by a thread that waits for them, never by a handler: MindSpore's data
+pipeline installs its own SIGTERM handler whenever an iterator starts, and that one ends the process with exit
+code 0 and nothing saved. Blocking covers only the threads started after it, so a script calls
+``block_stop_signals()`` before it imports MindSpore (train.py does).
+"""
+import os
+import signal
+import sys
+import threading
+
+from ..foundation.errors import UserError
+from .distributed import all_reduce_max
+
+__all__ = ["STOP_SIGNALS", "StopRequest", "TrainingStopped", "block_stop_signals"]
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def block_stop_signals():
+    """Block SIGTERM and SIGINT in this thread and in every thread started from now on."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+class TrainingStopped(UserError):
+    """Training stopped on a signal after saving its state; the exit code is the shell's for that signal."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class StopRequest:
+    """While active (a context manager) and ``armed`` (there is a state to save), SIGTERM and SIGINT are noted
+    in ``signum`` instead of ending the process; before it is armed, one ends the process at once."""
+
+    def __init__(self):
+        self.signum = 0
+        self.armed = False
+
+    def __enter__(self):
+        block_stop_signals()
+        threading.Thread(target=self._wait, name="stop-signals", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+    def _wait(self):
+        signum = signal.sigwait(STOP_SIGNALS)
+        if self.armed:
+            self.signum = signum
+            signum = signal.sigwait(STOP_SIGNALS)  # a second one stops at once, as it would without this
+        print(f"Stopped by {signal.Signals(signum).name} with nothing more saved.", file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+
+    def agreed(self, device_num):
+        """The signal every rank stops for, or 0 to go on (a collective in a data-parallel job: call it at the
+        same point on every rank)."""
+        return all_reduce_max(self.signum, device_num)
