@@ -24,4 +24,5 @@ def main(args):
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, lambda: parse_args(description="Evaluate a MindCV-Twins checkpoint.")))
+    sys.exit(run_cli(main, lambda: parse_args(description="Evaluate a MindCV-Twins checkpoint.", check_names=True,
+                                              check_launch=False)))

@@ -2,12 +2,15 @@
 
 A schema gives every key its type, default, accepted values and help; argparse and the YAML loader both
 use it, so a YAML value is checked exactly like the same value on the command line. Precedence:
-command line > YAML (``-c/--config``, train.py and validate.py) > schema default.
+command line > YAML (``-c/--config``, train.py and validate.py) > schema default. Every mistake found in a
+parse is reported at once, in one ConfigError.
 """
 import argparse
 import difflib
 import inspect
 import math
+import os
+import reprlib
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -16,9 +19,13 @@ import yaml
 
 from ..deploy.export import EXPORT_FORMATS
 from ..foundation.checkpoint_io import write_atomic
-from ..foundation.errors import ConfigError
-from ..data import INTERPOLATIONS
+from ..foundation.errors import ConfigError, LauncherError, UnknownNameError, UserError
+from ..data import DATASETS, INTERPOLATIONS
+from ..data.auto_augment import create_augment_policy
 from ..loss import LOSSES
+from ..models.registry import resolve_model_name
+from ..optim import OPTIMIZERS
+from ..scheduler import SCHEDULERS
 
 __all__ = ["EXPORT_SCHEMA", "INFER_SCHEMA", "SCHEMA", "call_with_options", "create_parser", "load_yaml_config",
            "options_for", "parse_args", "parse_export_args", "parse_infer_args", "save_config"]
@@ -70,6 +77,15 @@ class Option:
     required: bool = False
     positional: bool = False
     switch: bool = False  # a flag without a value: given means True
+    known_by: Optional[Callable] = None  # raises the builder's own error for a name it cannot build
+
+
+def _registered(kind, names, fold=str):
+    """``known_by`` for a builder that looks ``fold(name)`` up in its table ``names``."""
+    def check(name):
+        if fold(name) not in names:
+            raise UnknownNameError(kind, name, names)
+    return check
 
 
 def _positive(accepted="> 0"):
@@ -101,7 +117,8 @@ SCHEMA = {
         Option("debug", False, "show full tracebacks for errors", str2bool),
     ],
     "Dataset": [
-        Option("dataset", "imagenet", "dataset kind: imagenet/'' (ImageFolder), cifar10, cifar100, mnist"),
+        Option("dataset", "imagenet", "dataset kind: imagenet/'' (ImageFolder), cifar10, cifar100, mnist",
+               known_by=_registered("dataset", DATASETS, fold=str.lower)),
         Option("data_dir", None, "dataset root (ImageFolder: <data_dir>/<split>/<class>/<image>)", optional(str)),
         Option("train_split", "train", "sub-folder of data_dir used for training"),
         Option("val_split", "val", "sub-folder of data_dir used for validation"),
@@ -118,7 +135,8 @@ SCHEMA = {
         Option("eval_shuffle", False, "validate.py reads the validation set in shuffled order", str2bool),
     ],
     "Augmentation": [
-        Option("image_resize", 224, "training crop / evaluation crop size", int, **_positive(">= 1")),
+        Option("image_resize", 224, "training crop / evaluation crop size", int, check=lambda v: v >= 32,
+               accepted=">= 32 (the Twins models reduce the image 32 times; a smaller one leaves no tokens)"),
         Option("scale", (0.08, 1.0), "RandomResizedCrop area range", finite_float, nargs="2"),
         Option("ratio", (0.75, 1.333), "RandomResizedCrop aspect-ratio range", finite_float, nargs="2"),
         Option("hflip", 0.5, "horizontal flip probability", finite_float, **_probability()),
@@ -127,7 +145,7 @@ SCHEMA = {
                "values, or 4 with hue (none/0: off)", optional(finite_float), nargs="+", counts=(1, 3, 4)),
         Option("interpolation", "bilinear", "resize interpolation", choices=tuple(sorted(INTERPOLATIONS))),
         Option("auto_augment", None, "timm-style policy, e.g. randaug-m9-mstd0.5-inc1, autoaug, trivialaugwide",
-               optional(str)),
+               optional(str), known_by=create_augment_policy),
         Option("re_prob", 0.0, "random erasing probability", finite_float, **_probability()),
         Option("re_scale", (0.02, 0.33), "random erasing area range", finite_float, nargs="2"),
         Option("re_ratio", (0.3, 3.3), "random erasing aspect-ratio range", finite_float, nargs="2"),
@@ -145,7 +163,7 @@ SCHEMA = {
         Option("cutmix_prob", 1.0, "probability of cutmix when both are on", finite_float, **_probability()),
     ],
     "Model": [
-        Option("model", "svt_small", "model name (see mindcv.list_models())"),
+        Option("model", "svt_small", "model name (see mindcv.list_models())", known_by=resolve_model_name),
         Option("num_classes", None, "number of classes (default: the dataset's)", optional(int),
                **_positive(">= 1")),
         Option("in_channels", 3, "input channels", int, **_positive(">= 1")),
@@ -180,7 +198,7 @@ SCHEMA = {
                finite_float, **_non_negative()),
     ],
     "Optimizer": [
-        Option("opt", "adamw", "optimizer name"),
+        Option("opt", "adamw", "optimizer name", known_by=_registered("optimizer", OPTIMIZERS, fold=str.lower)),
         Option("lr", 0.001, "peak learning rate", finite_float, **_non_negative()),
         Option("momentum", 0.9, "momentum / beta1", finite_float, **_rate()),
         Option("weight_decay", 0.05, "weight decay", finite_float, **_non_negative()),
@@ -197,7 +215,8 @@ SCHEMA = {
         Option("gradient_accumulation_steps", 1, "micro-batches per optimizer step", int, **_positive(">= 1")),
     ],
     "Learning-rate schedule": [
-        Option("scheduler", "cosine_decay", "learning-rate schedule (warm-up given by warmup_epochs)"),
+        Option("scheduler", "cosine_decay", "learning-rate schedule (warm-up given by warmup_epochs)",
+               known_by=_registered("scheduler", SCHEDULERS)),
         Option("epoch_size", 300, "number of training epochs", int, **_positive(">= 1")),
         Option("min_lr", 1e-6, "lowest learning rate", finite_float, **_non_negative()),
         Option("warmup_epochs", 5, "warm-up epochs", int, **_non_negative()),
@@ -329,28 +348,78 @@ def _describe_type(option):
 
 
 def load_yaml_config(path):
-    """Checked values of a YAML config: unknown keys name the closest valid key."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            content = yaml.safe_load(f)
-    except OSError as err:
-        raise ConfigError(f"Cannot read config file {path}: {err.strerror}.") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]} "
-                          f"({getattr(err, 'problem_mark', '')}).".replace(" ()", "")) from None
+    """Checked values of a YAML config; one ConfigError names every unknown key (with the closest valid key)
+    and every refused value."""
+    values, mistakes = _read_yaml_config(path)
+    _raise_if_any(mistakes)
+    return values
+
+
+def _read_yaml_config(path):
+    """(the checked values, the mistakes) of a YAML config."""
+    content = _read_yaml(path)
     if content is None:
-        return {}
+        return {}, []
     if not isinstance(content, dict):
-        raise ConfigError(f"{path} must be a mapping of option: value, not a {type(content).__name__}.")
-    values = {}
+        raise _not_a_mapping(path, content)
+    values, mistakes = {}, []
     for key, value in content.items():
         name = "distribute" if key == "distributed" else key
         if name not in OPTIONS:
             close = difflib.get_close_matches(str(key), OPTIONS, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"{path}: unknown key '{key}'.{hint} Run with --help to list the valid keys.")
-        values[name] = _check_value(OPTIONS[name], value, path)
-    return values
+            mistakes.append(f"{path}: unknown key '{key}'.{hint} Run with --help to list the valid keys.")
+            continue
+        try:
+            values[name] = _check_value(OPTIONS[name], value, path)
+        except ConfigError as err:
+            mistakes.append(str(err))
+    return values, mistakes
+
+
+def _read_yaml(path):
+    """The content of a YAML file, which must be UTF-8 text."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise ConfigError(f"Cannot read config file {path}: {err.strerror}.") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError(f"{path} is not UTF-8 text: byte 0x{data[err.start]:02x} at position {err.start} (line "
+                          f"{line}) cannot be decoded (Latin-1 or another encoding?); save it as UTF-8.") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None) or str(err).splitlines()[0]
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML: {problem}{where}.") from None
+
+
+_YAML_KINDS = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _not_a_mapping(path, content):
+    kind = _YAML_KINDS.get(type(content), type(content).__name__)
+    keys_as_items = isinstance(content, list) and content and all(isinstance(item, dict) for item in content)
+    hint = " (drop the '- ' before each key)" if keys_as_items else ""
+    return ConfigError(f"{path} must be a mapping of option: value lines, e.g. 'model: svt_small', not a {kind}: "
+                       f"{reprlib.repr(content)}{hint}.")
+
+
+def _raise_if_any(mistakes):
+    if len(mistakes) == 1:
+        raise ConfigError(mistakes[0])
+    if mistakes:
+        raise ConfigError(f"{len(mistakes)} config mistakes: {'; '.join(m.rstrip('.') for m in mistakes)}.")
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A command-line value the schema refused, kept until the parse has found every mistake."""
+    message: str
 
 
 class _Checked:
@@ -365,7 +434,7 @@ class _Checked:
         try:
             return _check_value(single, text, "command line")
         except ConfigError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
+            return _Refused(str(err))
 
 
 def _help(option):
@@ -409,14 +478,30 @@ def create_parser(description, defaults=None, schema=None, config_file=True):
     return parser
 
 
+def _parse(parser, argv):
+    """(the namespace, the mistakes): the values the schema refused and the arguments no option takes."""
+    args, unknown = parser.parse_known_args(argv)
+    mistakes = [item.message for value in vars(args).values()
+                for item in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(item, _Refused)]
+    if unknown:
+        mistakes.append(f"unrecognized arguments: {' '.join(unknown)} (see --help)")
+    return args, mistakes
+
+
+def _parsed(parser, argv):
+    args, mistakes = _parse(parser, argv)
+    _raise_if_any(mistakes)
+    return args
+
+
 def parse_infer_args(argv=None):
-    return create_parser("Top-k predictions of a MindCV-Twins model for images.", schema=INFER_SCHEMA,
-                         config_file=False).parse_args(argv)
+    return _parsed(create_parser("Top-k predictions of a MindCV-Twins model for images.", schema=INFER_SCHEMA,
+                                 config_file=False), argv)
 
 
 def parse_export_args(argv=None):
-    return create_parser("Export a MindCV-Twins model to MINDIR, ONNX or AIR.", schema=EXPORT_SCHEMA,
-                         config_file=False).parse_args(argv)
+    return _parsed(create_parser("Export a MindCV-Twins model to MINDIR, ONNX or AIR.", schema=EXPORT_SCHEMA,
+                                 config_file=False), argv)
 
 
 def save_config(args, path):
@@ -443,19 +528,92 @@ def call_with_options(function, args, *positional, **given):
     return function(*positional, **options_for(function, args, exclude=given), **given)
 
 
-def parse_args(argv=None, description="MindCV-Twins"):
-    """Parse the command line over the YAML config named by ``-c/--config``."""
+def parse_args(argv=None, description="MindCV-Twins", check_names=False, check_launch=True):
+    """Parse the command line over the YAML config named by ``-c/--config``; one ConfigError reports every
+    mistake found.
+
+    ``check_names``: also ask each builder whether it knows its name (model, opt, scheduler, dataset,
+    auto_augment), as the scripts do before any work starts; tools reading recipes of models not registered
+    here leave it off. ``check_launch``: with ``distribute``, LauncherError for a launch environment that cannot
+    form the job (off for scripts that run one process whatever ``distribute`` says)."""
     argv = sys.argv[1:] if argv is None else argv
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("-c", "--config", default="")
-    known, _ = pre.parse_known_args(argv)
-    defaults = load_yaml_config(known.config) if known.config else {}
-    args = create_parser(description, defaults).parse_args(argv)
+    config = pre.parse_known_args(argv)[0].config
+    from_yaml, mistakes = _read_yaml_config(config) if config else ({}, [])
+    args, refused = _parse(create_parser(description, from_yaml), argv)
+    mistakes += refused + _count_mistakes(args)
+    if check_names:
+        mistakes += _name_mistakes(args, from_yaml, config)
+    _raise_if_any(mistakes)
+    if check_launch and args.distribute:
+        _check_launch_environment(args.device_target)
+    return args
+
+
+def _count_mistakes(args):
+    """Command-line lists (converted one token at a time) made tuples; those with a wrong count are mistakes."""
+    mistakes = []
     for option in OPTIONS.values():
         value = getattr(args, option.name)
-        if option.nargs and isinstance(value, list):  # from the command line: converted one token at a time
+        if option.nargs and isinstance(value, list):
             try:
                 setattr(args, option.name, _counted(option, tuple(value)))
             except ValueError as err:
-                raise ConfigError(f"command line: {option.name}: {err}; expected {_describe_type(option)}.") from None
-    return args
+                mistakes.append(f"command line: {option.name}: {err}; expected {_describe_type(option)}.")
+    return mistakes
+
+
+def _name_mistakes(args, from_yaml, config):
+    """The names their builders do not know, each with where it was set."""
+    mistakes = []
+    for option in OPTIONS.values():
+        value = getattr(args, option.name)
+        if option.known_by is None or value is None:
+            continue
+        try:
+            option.known_by(value)
+        except UserError as err:
+            source = config if from_yaml.get(option.name) == value else "command line"
+            mistakes.append(f"{source}: {option.name}: {err}")
+    return mistakes
+
+
+# launcher: (the variable showing that it started this process, the one holding the number of processes)
+_WORLD_SIZE_ENV = {"msrun": ("MS_ROLE", "MS_WORKER_NUM"), "mpirun": ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE")}
+# Each launched process drives the device of this index among the visible ones (msrun and rank tables set
+# DEVICE_ID; under mpirun MindSpore takes the local rank).
+_DEVICE_INDEX_ENV = ("DEVICE_ID", "OMPI_COMM_WORLD_LOCAL_RANK")
+_VISIBLE_DEVICES_ENV = {"GPU": "CUDA_VISIBLE_DEVICES", "Ascend": "ASCEND_RT_VISIBLE_DEVICES"}
+
+
+def _check_launch_environment(device_target):
+    """LauncherError for a launch that cannot form a job, found before ``init()`` would wait for processes that
+    never join until the cluster times out."""
+    _check_world_sizes_agree()
+    for target, visible_env in _VISIBLE_DEVICES_ENV.items():
+        if device_target in (target, "auto") and visible_env in os.environ:
+            _check_device_index(visible_env)
+
+
+def _check_world_sizes_agree():
+    """Two launchers' variables in one process (one left over in the environment) must state one size."""
+    stated = {f"{size_env}={os.environ[size_env].strip()} ({launcher})": os.environ[size_env].strip()
+              for launcher, (started_env, size_env) in _WORLD_SIZE_ENV.items()
+              if os.environ.get(started_env) and size_env in os.environ}
+    if len(set(stated.values())) > 1:
+        raise LauncherError(f"--distribute True, but the launchers disagree on the number of processes: "
+                            f"{', '.join(stated)}. Start the job with one launcher and unset the other's variables "
+                            "(left over from an earlier run or export?).")
+
+
+def _check_device_index(visible_env):
+    """This process's device index must name one of the devices ``visible_env`` leaves visible."""
+    visible = [device for device in os.environ[visible_env].split(",") if device.strip()]
+    index_env = next((name for name in _DEVICE_INDEX_ENV if os.environ.get(name, "").strip().isdigit()), None)
+    if index_env is not None and int(os.environ[index_env]) >= len(visible):
+        raise LauncherError(
+            f"--distribute True, but this process was given device {index_env}={os.environ[index_env].strip()} "
+            f"while {visible_env}={os.environ[visible_env]!r} makes {len(visible)} device(s) visible: start at "
+            f"most {len(visible)} processes per node (msrun --local_worker_num, mpirun -n) or make more devices "
+            "visible.")

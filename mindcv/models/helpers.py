@@ -1,16 +1,20 @@
 """Building models from their configs and loading weights into them, strictly and by name."""
+import collections
+import json
 import logging
 import os
 
 import numpy as np
 
 import mindspore as ms
+from mindspore.nn.utils import no_init_parameters
 
 from ..foundation.checkpoint_io import read_checkpoint
 from ..foundation.download import download_url
 from ..foundation.errors import CheckpointError, InvalidValueError
 from .layers.drop import RANDOM_STEP
 from .naming import to_mindcv_names
+from .registry import is_model, list_models, model_entrypoint, resolve_model_name
 
 __all__ = ["build_model_with_cfg", "load_checkpoint_into", "load_model_checkpoint", "load_pretrained"]
 
@@ -82,7 +86,8 @@ def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto
     ``auto_mapping`` a wrapper prefix (``backbone.head.weight``) is matched to the model's name. With ``ema``
     the ``ema.``-prefixed copy is loaded. A classifier of another size is left initialised with a warning; a
     first conv with other input channels is adapted. Parameters named in ``left_initialised`` may be absent.
-    Anything else missing, unexpected or of another shape raises CheckpointError.
+    Anything else missing, unexpected or of another shape raises CheckpointError, which names the model the
+    weights belong to when it can tell.
     """
     if ema:
         param_dict = {k[len("ema."):]: v for k, v in param_dict.items() if k.startswith("ema.")}
@@ -103,10 +108,69 @@ def load_checkpoint_into(model, param_dict, source="checkpoint", ema=False, auto
                     f"{', ...' if len(items) > _MAX_LISTED else ''}"
                     for title, items in (("missing", missing), ("unexpected", sorted(unexpected)),
                                          ("shape mismatch", mismatched)) if items]
-        arch = cfg.get("architecture", type(model).__name__)
-        raise CheckpointError(f"{source} does not fit {arch}: " + "; ".join(problems))
+        raise _misfit_error(source, param_dict, expected, cfg.get("architecture", type(model).__name__),
+                            cfg.get("classifier"), problems)
     ms.load_param_into_net(model, {k: ms.Parameter(_as_tensor(v), name=k) for k, v in state.items()},
                            strict_load=True)
+
+
+def _misfit_error(source, param_dict, expected, arch, classifier, problems):
+    """CheckpointError listing ``problems``, after what the checkpoint holds instead when that shows."""
+    held = _held_instead(param_dict, expected, arch, classifier)
+    return CheckpointError(f"{source} does not fit {arch}: " + "; ".join(([held] if held else []) + problems))
+
+
+def _held_instead(param_dict, expected, arch, classifier):
+    """What ``param_dict`` holds instead of ``arch``'s weights: the model named in the config a train.py
+    checkpoint keeps, ``arch``'s shapes under other names, or the registered model whose parameter names and
+    shapes it holds (no two Twins variants share their shapes); None when none of these shows."""
+    trained = _trained_model(param_dict)
+    if trained and not (is_model(trained) and resolve_model_name(trained) == arch):
+        return _another_model(trained, f"its training config says model: {trained}", arch)
+    shapes = _shapes(param_dict)
+    if _is_renamed_copy(shapes, expected, classifier):
+        return f"it holds {arch}'s parameter shapes under other names"
+    name = next((name for name in list_models() if name != arch and _holds_model(shapes, name)), None)
+    return _another_model(name, f"its parameter names and shapes are {name}'s", arch) if name else None
+
+
+def _another_model(name, evidence, arch):
+    return f"it holds {name} weights ({evidence}): load it into {name} (--model {name}) or give a {arch} checkpoint"
+
+
+def _trained_model(param_dict):
+    try:
+        return json.loads(param_dict.get("config", "")).get("model")
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _shapes(param_dict):
+    return {key: tuple(value.shape) for key, value in to_mindcv_names(param_dict).items() if hasattr(value, "shape")}
+
+
+def _holds_model(shapes, name):
+    """Whether ``shapes`` (checkpoint name -> shape) holds model ``name``'s parameters by name and shape, its
+    classifier aside, and no parameter of another model."""
+    with no_init_parameters():  # only the names and shapes are wanted
+        model = model_entrypoint(name)()
+    expected = {p.name: tuple(p.shape) for p in model.get_parameters() if not _is_random_step(p.name)}
+    state, unexpected = _model_state(shapes, expected, auto_mapping=False)
+    head = _classifier_names(getattr(model, "default_cfg", {}).get("classifier"))
+    return not unexpected and all(key in head or state.get(key) == shape for key, shape in expected.items())
+
+
+def _is_renamed_copy(shapes, expected, classifier):
+    """Whether ``shapes`` holds a parameter of each of the model's shapes (``expected``), its classifier aside,
+    under none of its names."""
+    head = _classifier_names(classifier)
+    wanted = {key: tuple(p.shape) for key, p in expected.items() if key not in head and not _is_random_step(key)}
+    return not set(wanted) & set(shapes) and not collections.Counter(wanted.values()) - collections.Counter(
+        shapes.values())
+
+
+def _classifier_names(classifier):
+    return {f"{classifier}.weight", f"{classifier}.bias"} if classifier else set()
 
 
 def _as_tensor(value):

@@ -1,9 +1,11 @@
 """The config schema checks YAML values exactly like command-line values."""
 import glob
 import os
+import re
 
 import pytest
 
+from mindcv.foundation import LauncherError
 from mindcv.models import is_model
 from mindcv.cli.config import ConfigError, create_parser, load_yaml_config, parse_args
 
@@ -13,7 +15,10 @@ CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "twins", "*.yaml")))
 
 def _yaml(tmp_path, text):
     path = tmp_path / "c.yaml"
-    path.write_text(text)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
     return str(path)
 
 
@@ -62,13 +67,106 @@ def test_seed_spelling_distributed_is_accepted(tmp_path):
     ("amp_level: O4\n", "amp_level: 'O4' is not accepted; choose one of O0, O1, O2, O3"),
     ("distribute: maybe\n", "distribute: 'maybe' is not valid"),
     ("scale: [0.5]\n", "scale: [0.5] is not valid ([0.5] does not have 2 values)"),
-    ("- a\n- b\n", "must be a mapping"),
-    ("lr: [1\n", "is not valid YAML"),
+    ("- a\n- b\n", "must be a mapping of option: value lines, e.g. 'model: svt_small', not a list: ['a', 'b']."),
+    ("- model: svt_small\n- lr: 0.1\n",
+     "not a list: [{'model': 'svt_small'}, {'lr': 0.1}] (drop the '- ' before each key)."),
+    ("svt_small\n", "not a string: 'svt_small'."),
+    ("lr: [1\n", "is not valid YAML: expected ',' or ']', but got '<stream end>' at line 2, column 1."),
+    (b"lr: 0.1\n# r\xe9glage\n", "c.yaml is not UTF-8 text: byte 0xe9 at position 11 (line 2) cannot be decoded"),
+    ("image_resize: 31\n", "image_resize: 31 is out of range; it must be >= 32"),
 ])
 def test_bad_yaml_values_name_key_value_and_accepted(tmp_path, text, message):
     with pytest.raises(ConfigError) as info:
         load_yaml_config(_yaml(tmp_path, text))
     assert message in str(info.value)
+
+
+def test_every_mistake_of_a_yaml_file_is_reported_at_once(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_yaml_config(_yaml(tmp_path, "lerning_rate: 0.1\nbatch_size: 0\nlr: 0.01\n"))
+    assert str(info.value).startswith("2 config mistakes: ")
+    assert "unknown key 'lerning_rate'" in str(info.value) and "batch_size: 0 is out of range" in str(info.value)
+
+
+def test_the_smallest_image_is_32_pixels():
+    assert parse_args(["--image_resize", "32"]).image_resize == 32
+    with pytest.raises(ConfigError, match="image_resize: '31' is out of range; it must be >= 32"):
+        parse_args(["--image_resize", "31"])
+
+
+def test_every_config_mistake_is_reported_at_once(tmp_path):
+    path = _yaml(tmp_path, "lerning_rate: 0.1\nscheduler: cosine\n")
+    with pytest.raises(ConfigError) as info:
+        parse_args(["-c", path, "--model", "svt_smal", "--opt", "adamx", "--loss", "focal", "--interpolation",
+                    "bilnear", "--dataset", "imagenet21k", "--auto_augment", "randomaug-m9", "--batch_size", "0",
+                    "--batch-size", "8", "--color_jitter", "0.1", "0.2"], check_names=True)
+    message = str(info.value)
+    assert message.startswith("11 config mistakes: ") and "\n" not in message
+    for mistake in (f"{path}: unknown key 'lerning_rate'.",
+                    "command line: interpolation: 'bilnear' is not accepted; choose one of bicubic, bilinear",
+                    "command line: loss: 'focal' is not accepted; choose one of CE, BCE",
+                    "command line: batch_size: '0' is out of range; it must be >= 1",
+                    "unrecognized arguments: --batch-size 8",
+                    "command line: color_jitter: [0.1, 0.2] has 2 values, not 1 or 3 or 4",
+                    "command line: dataset: Unknown dataset 'imagenet21k'. Did you mean: imagenet?",
+                    "command line: auto_augment: Unknown auto_augment policy 'randomaug'. Did you mean: randaug",
+                    "command line: model: Unknown model 'svt_smal'. Did you mean: svt_small",
+                    "command line: opt: Unknown optimizer 'adamx'.",
+                    f"{path}: scheduler: Unknown scheduler 'cosine'. Did you mean: cosine_decay"):
+        assert mistake in message
+
+
+def test_names_are_checked_only_when_asked():
+    """MindCV's recipes name models not registered here; tools read them without checking the names."""
+    assert parse_args(["--model", "vit_b32_224"]).model == "vit_b32_224"
+    with pytest.raises(ConfigError, match="^command line: model: Unknown model 'vit_b32_224'"):
+        parse_args(["--model", "vit_b32_224"], check_names=True)
+
+
+def test_a_name_is_checked_after_the_command_line_overrides_the_yaml(tmp_path):
+    path = _yaml(tmp_path, "model: svt_smal\nopt: AdamW\ndataset: CIFAR10\n")
+    args = parse_args(["-c", path, "--model", "pcpvt_small"], check_names=True)
+    assert (args.model, args.opt, args.dataset) == ("pcpvt_small", "AdamW", "CIFAR10")  # builders ignore the case
+
+
+def test_auto_augment_is_checked_by_its_own_parser():
+    with pytest.raises(ConfigError, match="auto_augment: Unknown option 'x3' in auto_augment 'randaug-m9-x3'"):
+        parse_args(["--auto_augment", "randaug-m9-x3"], check_names=True)
+    assert parse_args(["--auto_augment", "randaug-m9-mstd0.5-inc1"], check_names=True).auto_augment
+
+
+LAUNCHES = {
+    "msrun": {"MS_ROLE": "MS_WORKER", "MS_WORKER_NUM": "8", "DEVICE_ID": "3"},
+    "mpirun": {"OMPI_COMM_WORLD_SIZE": "8", "OMPI_COMM_WORLD_LOCAL_RANK": "3"},
+}
+
+
+@pytest.mark.parametrize("environment, message", [
+    ({**LAUNCHES["msrun"], "OMPI_COMM_WORLD_SIZE": "2"},
+     "the launchers disagree on the number of processes: MS_WORKER_NUM=8 (msrun), OMPI_COMM_WORLD_SIZE=2 (mpirun)."),
+    ({**LAUNCHES["msrun"], "CUDA_VISIBLE_DEVICES": "0,1"},
+     "this process was given device DEVICE_ID=3 while CUDA_VISIBLE_DEVICES='0,1' makes 2 device(s) visible"),
+    ({**LAUNCHES["mpirun"], "CUDA_VISIBLE_DEVICES": "0"},
+     "device OMPI_COMM_WORLD_LOCAL_RANK=3 while CUDA_VISIBLE_DEVICES='0' makes 1 device(s) visible"),
+], ids=["msrun_and_mpirun", "msrun_more_workers_than_gpus", "mpirun_more_processes_than_gpus"])
+def test_a_launch_that_cannot_form_the_job_is_refused(monkeypatch, environment, message):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(LauncherError, match=re.escape(message)):
+        parse_args(["--distribute", "True", "--device_target", "GPU"])
+    parse_args(["--distribute", "True", "--device_target", "GPU"], check_launch=False)
+    parse_args(["--distribute", "False", "--device_target", "GPU"])
+
+
+@pytest.mark.parametrize("environment", [
+    {**LAUNCHES["msrun"], "CUDA_VISIBLE_DEVICES": "0,1,2,3"},
+    {**LAUNCHES["mpirun"], "MS_WORKER_NUM": "2"},  # msrun's count, left over without msrun: MindSpore ignores it
+    {**LAUNCHES["msrun"], "ASCEND_RT_VISIBLE_DEVICES": "0"},  # the GPU run does not use Ascend's devices
+], ids=["enough_gpus", "msrun_count_without_msrun", "other_device_kind"])
+def test_a_launch_that_forms_the_job_is_accepted(monkeypatch, environment):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert parse_args(["--distribute", "True", "--device_target", "GPU"]).distribute
 
 
 def test_bad_command_line_value_is_rejected_like_yaml():
