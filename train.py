@@ -197,4 +197,4 @@ def train(args, stop):
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, lambda: parse_args(description="Train a MindCV-Twins model.")))
+    sys.exit(run_cli(main, lambda: parse_args(description="Train a MindCV-Twins model.", check_names=True)))

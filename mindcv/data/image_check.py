@@ -24,6 +24,9 @@ _SEQUENTIAL_HUFFMAN_FRAMES = {0xC0, 0xC1}  # baseline and extended: one scan, de
 _STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD9)}
 
 
+EMPTY_FILE = "empty file"
+
+
 def image_problem(path):
     """Why ``path`` cannot be decoded, or ``None``."""
     try:
@@ -35,7 +38,7 @@ def image_problem(path):
 
 def _content_problem(f, size):
     if size == 0:
-        return "empty file"
+        return EMPTY_FILE
     head = f.read(16)
     f.seek(max(0, size - _TAIL_BYTES))
     tail = f.read()

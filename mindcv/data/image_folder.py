@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from ..foundation.errors import InvalidValueError, UnreadablePathError
-from .image_check import image_problem
+from .image_check import EMPTY_FILE, image_problem
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")  # what MindSpore's Decode reads
 _MAX_NAMED = 20
@@ -97,9 +97,16 @@ def scan_image_folder(split_dir, check_workers=16):
 
 
 def _screened(split_dir, paths, labels, check_workers):
-    """``paths`` and ``labels`` without the files that fail ``image_problem``, which are named in a warning."""
+    """``paths`` and ``labels`` without the files that fail ``image_problem``, which are named in a warning.
+    Zero-byte files are refused instead: they are what an interrupted copy or download leaves, so the folder is
+    likely missing more than them."""
     with ThreadPoolExecutor(check_workers) as pool:
         problems = list(pool.map(image_problem, (os.path.join(split_dir, p) for p in paths), chunksize=256))
+    empty = [os.path.join(split_dir, path) for path, problem in zip(paths, problems) if problem == EMPTY_FILE]
+    if empty:
+        more = f" and {len(empty) - _MAX_NAMED} more" if len(empty) > _MAX_NAMED else ""
+        raise InvalidValueError(f"{len(empty)} zero-byte image file(s), as an interrupted copy leaves: "
+                                f"{', '.join(empty[:_MAX_NAMED])}{more}. Copy them again, or delete them.")
     bad = [(path, problem) for path, problem in zip(paths, problems) if problem]
     if not bad:
         return paths, labels

@@ -82,7 +82,6 @@ def _damaged_files(folder, good_jpeg):
         "bogus_huffman.jpg": bogus_huffman,
         "bad_scan_marker.jpg": progressive[:cut] + b"\xff\x89" + progressive[cut + 2:],
         "bad_crc.png": bytes(png),
-        "empty.png": b"",
         "page.jpg": b"<html>404</html>",
     }
 

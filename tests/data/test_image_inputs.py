@@ -116,7 +116,9 @@ def _empty_images(train):
 # (case id, change(train split folder), error type, message pattern)
 REFUSED = [
     ("zero_byte_images", _empty_images, InvalidValueError,
-     r"^Class folder has no decodable images \(all skipped, see the warning\): .*train/b$"),
+     r"^1 zero-byte image file\(s\), as an interrupted copy leaves: .*train/b/0\.png\. Copy them again"),
+    ("one_zero_byte_image", lambda train: (train / "a" / "empty.png").write_bytes(b""), InvalidValueError,
+     r"^1 zero-byte image file\(s\), as an interrupted copy leaves: .*train/a/empty\.png\."),
     ("symlink_loop", lambda train: os.symlink(train / "loop", train / "loop"), UnreadablePathError,
      r"^Cannot follow the link .*train/loop \(Too many levels of symbolic links\): every entry of .*train must"),
     ("dangling_class_link", lambda train: os.symlink(train / "gone", train / "c"), UnreadablePathError,
@@ -149,7 +151,8 @@ def test_tree_that_would_lose_data_is_refused_in_one_line(change, error, message
 
 # (case id, change(train split folder), name of the file the warning names, its reason)
 SKIPPED = [
-    ("zero_byte_image", lambda train: (train / "a" / "empty.png").write_bytes(b""), "empty.png", "empty file"),
+    ("truncated_png", lambda train: (train / "a" / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40)), "cut.png",
+     "truncated PNG \\(no IEND chunk\\)"),
     ("looping_image_link", lambda train: os.symlink(train / "a" / "self.jpg", train / "a" / "self.jpg"), "self.jpg",
      "unreadable: Too many levels of symbolic links"),
 ]
