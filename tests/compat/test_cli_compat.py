@@ -28,7 +28,8 @@ MINDCV_STYLE_RUN = [a for a in _without(_without(TINY_RUN, "--num_classes"), "--
 @pytest.fixture(scope="module")
 def mindcv_style_run(shapes_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("mindcv_style")
-    run_script("train.py", *MINDCV_STYLE_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", out)
+    result = run_script("train.py", *MINDCV_STYLE_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", out)
+    (out / "stderr.txt").write_text(result.stderr)
     return out
 
 
@@ -45,6 +46,10 @@ def test_training_reads_num_classes_from_the_data_and_logs_every_interval(mindcv
     steps = re.findall(r"epoch (\d) step (\d)/6: loss [\d.]+, lr [\d.e-]+, [\d.]+ img/s",
                        (mindcv_style_run / "train.log").read_text())
     assert steps == [(e, s) for e in "12" for s in "246"]
+    # stderr was a pipe, as under a batch system: log lines with an ETA instead of a progress bar
+    stderr = (mindcv_style_run / "stderr.txt").read_text()
+    assert "\r" not in stderr and "it/s" not in stderr
+    assert len(re.findall(r"epoch \d step \d/6: .* img/s, epoch ETA \d+:\d\d", stderr)) == 6
     assert "MindSpore has no data sink on CPU; the epoch runs as a Python loop" in (
         mindcv_style_run / "train.log").read_text()
 
