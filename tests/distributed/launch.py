@@ -1,0 +1,100 @@
+"""Launching dp_worker.py as a data-parallel job (msrun, mpirun) and reading back what its ranks leave behind."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import mindspore as ms
+
+from ..helpers import ROOT, TINY_RUN
+
+WORKER = os.path.join(ROOT, "tests", "distributed", "dp_worker.py")
+# Deterministic input (full-image crops, no flips/mixing, no dropout), so the 2-rank job and one process with the
+# doubled batch see the same global batches and must reach the same weights.
+DETERMINISTIC = TINY_RUN + ["--scale", "1.0", "1.0", "--ratio", "1.0", "1.0", "--hflip", "0", "--epoch_size", "2",
+                            "--batch_size", "3", "--val_while_train", "True", "--clip_grad", "True"]
+JOB_TIMEOUT = 900
+MODEL_PREFIXES = ("patch_embeds.", "pos_block.", "blocks.", "norm.", "head.")
+# What a rank needs from the test's environment; mpirun passes these with -x, as it must to other hosts.
+_RANK_ENV = ("PATH", "DP_TEST_OUT", "GLOG_v", "PYTHONWARNINGS")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(out=""):
+    env = dict(os.environ, GLOG_v="3", PYTHONWARNINGS="ignore", DP_TEST_OUT=str(out))
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]  # launchers start "python"
+    return env
+
+
+def _which(launcher):
+    path = shutil.which(launcher, path=_env()["PATH"])
+    if path is None:
+        pytest.fail(f"{launcher} is not installed (.ci/run installs openmpi-bin; msrun comes with MindSpore).")
+    return path
+
+
+def _msrun(out, args, port, node_rank=None, master_addr="127.0.0.1"):
+    """All ranks on this host, or with ``node_rank`` this node's one rank of a 2-node job."""
+    if node_rank is None:
+        local = ["--local_worker_num=2", f"--log_dir={out}/msrun_log"]
+    else:
+        local = ["--local_worker_num=1", f"--node_rank={node_rank}", f"--master_addr={master_addr}",
+                 f"--log_dir={out}/node{node_rank}_log"]
+    return [_which("msrun"), "--worker_num=2", *local, f"--master_port={port}", "--join=True",
+            "--cluster_time_out=120", WORKER, *args]
+
+
+def _mpirun(out, args, port, hostfile=None, export=()):
+    """One MindSpore scheduler plus 2 workers (MindSpore's CPU collectives need its own cluster). With ``hostfile``
+    mpirun places them on its hosts, the scheduler first, and the workers reach it at the first host's address.
+    ``export`` names more variables to pass on."""
+    sched_host = "127.0.0.1"
+    placement = []
+    if hostfile is not None:
+        with open(hostfile) as f:
+            sched_host = socket.gethostbyname(f.read().split()[0])
+        placement = ["--hostfile", str(hostfile)]
+    common = [*(a for name in (*_RANK_ENV, *export) for a in ("-x", name)), "-x", f"MS_SCHED_HOST={sched_host}",
+              "-x", f"MS_SCHED_PORT={port}", "-x", "MS_WORKER_NUM=2"]
+    return [_which("mpirun"), "--allow-run-as-root", "--oversubscribe", *placement, "-n", "1", *common,
+            "-x", "MS_ROLE=MS_SCHED", sys.executable, WORKER, *args, ":", "-n", "2", *common,
+            "-x", "MS_ROLE=MS_WORKER", sys.executable, WORKER, *args]
+
+
+def _job_args(out, extra=()):
+    return [*map(str, DETERMINISTIC), "--data_dir", str(out.parent / "data"), "--ckpt_save_dir", str(out / "ckpt"),
+            "--distribute", "True", *extra]
+
+
+def _launch(launcher, out, extra=()):
+    command = {"msrun": _msrun, "mpirun": _mpirun}[launcher](out, _job_args(out, extra), _free_port())
+    return subprocess.Popen(command, cwd=ROOT, env=_env(out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _params(path):
+    return {k: v.asnumpy() for k, v in ms.load_checkpoint(str(path)).items() if hasattr(v, "asnumpy")}
+
+
+def _processes_mentioning(marker):
+    """(pid, arguments) of every process whose command line contains ``marker``."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if marker.encode() in b" ".join(args):
+            yield int(pid), args
+
+
+def _worker_pids(marker):
+    return [pid for pid, args in _processes_mentioning(marker) if WORKER.encode() in args and b"msrun" not in args[0]]
