@@ -5,9 +5,9 @@ import signal
 import sys
 import time
 
-if __name__ == "__main__":
+if __name__ == "__main__" and not (os.environ.get("MS_ROLE") and not os.environ.get("OMPI_COMM_WORLD_SIZE")):
     # Before MindSpore starts threads: they inherit the mask, so SIGTERM/SIGINT reach only StopRequest's waiter
-    # (see mindcv.engine.preemption).
+    # (see mindcv.engine.preemption; not under msrun, which forwards no signal to its workers).
     signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
 
 import numpy as np
@@ -16,7 +16,7 @@ from tqdm import tqdm
 from mindcv.cli import call_with_options, options_for, parse_args, run_cli, save_config
 from mindcv.data import source_of
 from mindcv.deploy.inference import write_class_names
-from mindcv.engine import (CheckpointManager, EpochLog, PartialEpoch, StopRequest, TrainingStopped, all_reduce_max,
+from mindcv.engine import (CheckpointManager, EpochLog, PartialEpoch, StopRequest, TrainingStopped, all_reduce_sum,
                            all_reduce_mean, build_dataset, build_eval_loader, build_model, build_train_loader,
                            build_train_step, count_train_steps, evaluate, init_context, prepare_output_dir,
                            resolve_num_classes, resume_point, save_train_state, step_outputs, swap_ema_weights,
@@ -45,7 +45,7 @@ class Run:
         if self.manager is not None:
             _logger.info("Saved %s", self.manager.save_partial(self.train_step, epoch - 1, global_step,
                                                                vars(self.args), partial))
-        all_reduce_max(0, self.device_num)
+        all_reduce_sum([0], self.device_num)
 
     def stop_if_asked(self, epoch, global_step, partial):
         """After a stop signal, save the state (unless ``partial`` is None: it is saved) and stop every rank."""
@@ -96,9 +96,10 @@ def train_one_epoch(run, loader, epoch, global_step, partial):
             _logger.info("epoch %d step %d/%d: loss %.4f, lr %.3g, %.1f img/s, epoch ETA %d:%02d", epoch, batch,
                          batches, np.mean(losses[-args.log_interval:]), lr_at(args, run.lr, step), images_per_s,
                          eta // 60, eta % 60)
-        run.stop_if_asked(epoch, step, partial)
-        if args.ckpt_save_steps and batch % args.ckpt_save_steps == 0 and batch < batches:
-            run.save_partial(epoch, step, partial)
+        if batch < batches:  # after the last batch, the epoch's own end (validation, checkpoint) comes first
+            run.stop_if_asked(epoch, step, partial)
+            if args.ckpt_save_steps and batch % args.ckpt_save_steps == 0:
+                run.save_partial(epoch, step, partial)
     return partial, time.time() - start
 
 

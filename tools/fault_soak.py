@@ -73,10 +73,10 @@ def wait_until(condition, process, timeout):
     return True
 
 
-def in_validation(out, epochs_before):
-    """The epoch's last step is logged and its row is not yet written: validation (or the epoch's save)."""
+def in_validation(out, lines_before, epochs_before):
+    """This run logged an epoch's last step and not yet its row: validation (or the epoch's save) runs."""
     lines = steps_logged(out)
-    return bool(lines) and lines[-1][1] == lines[-1][2] and epochs_logged(out) == epochs_before
+    return len(lines) > lines_before and lines[-1][1] == lines[-1][2] and epochs_logged(out) == epochs_before
 
 
 def wait_for_kill_point(mode, out, process, rng):
@@ -84,8 +84,8 @@ def wait_for_kill_point(mode, out, process, rng):
     if mode == "sigkill-checkpoint":
         return wait_until(lambda: any(f.startswith(".tmp-") for f in os.listdir(out)), process, 900)
     if mode == "sigkill-validation":
-        epochs = epochs_logged(out)
-        return wait_until(lambda: in_validation(out, epochs), process, 900)
+        lines, epochs = len(steps_logged(out)), epochs_logged(out)
+        return wait_until(lambda: in_validation(out, lines, epochs), process, 900)
     started = len(steps_logged(out))
     if not wait_until(lambda: len(steps_logged(out)) > started, process, 900):  # past start-up and compile
         return False

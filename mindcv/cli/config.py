@@ -579,8 +579,6 @@ def _name_mistakes(args, from_yaml, config):
     return mistakes
 
 
-# launcher: (the variable showing that it started this process, the one holding the number of processes)
-_WORLD_SIZE_ENV = {"msrun": ("MS_ROLE", "MS_WORKER_NUM"), "mpirun": ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE")}
 # Each launched process drives the device of this index among the visible ones (msrun and rank tables set
 # DEVICE_ID; under mpirun MindSpore takes the local rank).
 _DEVICE_INDEX_ENV = ("DEVICE_ID", "OMPI_COMM_WORLD_LOCAL_RANK")
@@ -590,21 +588,9 @@ _VISIBLE_DEVICES_ENV = {"GPU": "CUDA_VISIBLE_DEVICES", "Ascend": "ASCEND_RT_VISI
 def _check_launch_environment(device_target):
     """LauncherError for a launch that cannot form a job, found before ``init()`` would wait for processes that
     never join until the cluster times out."""
-    _check_world_sizes_agree()
     for target, visible_env in _VISIBLE_DEVICES_ENV.items():
         if device_target in (target, "auto") and visible_env in os.environ:
             _check_device_index(visible_env)
-
-
-def _check_world_sizes_agree():
-    """Two launchers' variables in one process (one left over in the environment) must state one size."""
-    stated = {f"{size_env}={os.environ[size_env].strip()} ({launcher})": os.environ[size_env].strip()
-              for launcher, (started_env, size_env) in _WORLD_SIZE_ENV.items()
-              if os.environ.get(started_env) and size_env in os.environ}
-    if len(set(stated.values())) > 1:
-        raise LauncherError(f"--distribute True, but the launchers disagree on the number of processes: "
-                            f"{', '.join(stated)}. Start the job with one launcher and unset the other's variables "
-                            "(left over from an earlier run or export?).")
 
 
 def _check_device_index(visible_env):

@@ -6,7 +6,7 @@ from .callbacks import AllReduceSum, StateMonitor, ValCallback
 from .checkpoint import (CheckpointManager, PartialEpoch, find_latest_checkpoint, load_train_state, restore_train_state,
                          resume_candidates, save_train_state, save_weights)
 from .data_sink import step_outputs, uses_data_sink
-from .distributed import all_reduce_max, all_reduce_mean, init_context, launched_by
+from .distributed import all_reduce_mean, all_reduce_sum, init_context, launched_by
 from .evaluation import evaluate
 from .preemption import StopRequest, TrainingStopped
 from .recipe import (build_dataset, build_eval_loader, build_model, build_train_loader, build_train_step,
@@ -18,7 +18,7 @@ from .trainer import auto_mixed_precision, create_trainer, get_metrics, require_
 
 __all__ = ["AllReduceSum", "CheckpointManager", "EpochLog", "GradientAccumulation", "PartialEpoch", "ResumePoint",
            "StateMonitor", "StopRequest", "TRAIN_LOG_FIELDS", "TrainStep", "TrainingStopped", "ValCallback",
-           "all_reduce_max", "all_reduce_mean", "apply_amp", "auto_mixed_precision", "build_dataset",
+           "all_reduce_mean", "all_reduce_sum", "apply_amp", "auto_mixed_precision", "build_dataset",
            "build_eval_loader", "build_model", "build_train_loader", "build_train_step", "count_train_steps",
            "create_loss_scale", "create_trainer", "evaluate", "find_latest_checkpoint", "get_metrics", "init_context",
            "launched_by", "load_train_state", "prepare_output_dir", "require_customized_train_step",

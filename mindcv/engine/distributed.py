@@ -9,7 +9,7 @@ from mindspore.communication import get_group_size, get_rank, init
 
 from ..foundation.errors import LauncherError
 
-__all__ = ["all_reduce_max", "all_reduce_mean", "init_context", "launched_by"]
+__all__ = ["all_reduce_mean", "all_reduce_sum", "init_context", "launched_by"]
 
 # Environment variables each supported launcher sets in the processes it starts.
 _LAUNCHER_ENV = {
@@ -57,8 +57,9 @@ def all_reduce_mean(values, device_num):
     return ops.AllReduce()(ms.Tensor(values)).asnumpy() / device_num
 
 
-def all_reduce_max(value, device_num):
-    """Largest ``value`` (an int) over all ranks (the value itself in a single process)."""
+def all_reduce_sum(values, device_num):
+    """Sum over all ranks of a float array (the array itself in a single process); every rank waits for all."""
+    values = np.asarray(values, np.float32)
     if device_num == 1:
-        return value
-    return int(ops.AllReduce(ops.ReduceOp.MAX)(ms.Tensor([value], ms.int32)).asnumpy()[0])
+        return values
+    return ops.AllReduce()(ms.Tensor(values)).asnumpy()  # MindSpore's CPU AllReduce only sums, in floats

@@ -13,11 +13,17 @@ import sys
 import threading
 
 from ..foundation.errors import UserError
-from .distributed import all_reduce_max
+from .distributed import all_reduce_sum
 
 __all__ = ["STOP_SIGNALS", "StopRequest", "TrainingStopped", "block_stop_signals"]
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def started_by_msrun():
+    """msrun forwards no signal to its workers (it handles SIGINT by killing them), and a worker that loses its
+    scheduler ends itself with SIGTERM: under msrun the signals keep their default effect."""
+    return bool(os.environ.get("MS_ROLE")) and not os.environ.get("OMPI_COMM_WORLD_SIZE")
 
 
 def block_stop_signals():
@@ -34,30 +40,36 @@ class TrainingStopped(UserError):
 
 
 class StopRequest:
-    """While active (a context manager) and ``armed`` (there is a state to save), SIGTERM and SIGINT are noted
-    in ``signum`` instead of ending the process; before it is armed, one ends the process at once."""
+    """While active (a context manager) and ``armed`` (there is a state to save), SIGTERM and SIGINT from another
+    process are noted in ``signum`` instead of ending this one; before it is armed, or sent by this process
+    itself, one ends the process at once."""
 
     def __init__(self):
         self.signum = 0
         self.armed = False
 
     def __enter__(self):
-        block_stop_signals()
-        threading.Thread(target=self._wait, name="stop-signals", daemon=True).start()
+        if not started_by_msrun():
+            block_stop_signals()
+            threading.Thread(target=self._wait, name="stop-signals", daemon=True).start()
         return self
 
     def __exit__(self, *exc):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        if not started_by_msrun():
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def _wait(self):
-        signum = signal.sigwait(STOP_SIGNALS)
-        if self.armed:
-            self.signum = signum
-            signum = signal.sigwait(STOP_SIGNALS)  # a second one stops at once, as it would without this
-        print(f"Stopped by {signal.Signals(signum).name} with nothing more saved.", file=sys.stderr, flush=True)
-        os._exit(128 + signum)
+        signal_info = signal.sigwaitinfo(STOP_SIGNALS)
+        # MindSpore ends its own process with SIGTERM when the cluster is lost; no step can finish then.
+        if self.armed and signal_info.si_pid != os.getpid():
+            self.signum = signal_info.si_signo
+            signal_info = signal.sigwaitinfo(STOP_SIGNALS)  # a second one stops at once, as it would without this
+        name = signal.Signals(signal_info.si_signo).name
+        print(f"Stopped by {name} with nothing more saved.", file=sys.stderr, flush=True)
+        os._exit(128 + signal_info.si_signo)
 
     def agreed(self, device_num):
         """The signal every rank stops for, or 0 to go on (a collective in a data-parallel job: call it at the
         same point on every rank)."""
-        return all_reduce_max(self.signum, device_num)
+        ranks_signalled = all_reduce_sum([self.signum == signum for signum in STOP_SIGNALS], device_num)
+        return next((signum for signum, ranks in zip(STOP_SIGNALS, ranks_signalled) if ranks), 0)

@@ -162,10 +162,6 @@ CASES = [
     ("yaml_scalar_at_top", "validate.py", _yaml("svt_small\n"), "not a string: 'svt_small'"),
     ("image_resize_below_32", "train.py", ["--image_resize", "31"],
      "image_resize: '31' is out of range; it must be >= 32 (the Twins models reduce the image 32 times"),
-    ("launchers_disagree", "train.py", _launched({"MS_ROLE": "MS_WORKER", "MS_WORKER_NUM": "8",
-                                                  "OMPI_COMM_WORLD_SIZE": "2"}, "--distribute", "True"),
-     "--distribute True, but the launchers disagree on the number of processes: MS_WORKER_NUM=8 (msrun), "
-     "OMPI_COMM_WORLD_SIZE=2 (mpirun)"),
     ("more_processes_than_devices", "train.py", _launched(
         {"MS_ROLE": "MS_WORKER", "MS_WORKER_NUM": "4", "DEVICE_ID": "3", "CUDA_VISIBLE_DEVICES": "0,1"},
         "--distribute", "True", "--device_target", "GPU"),
