@@ -5,7 +5,7 @@ import pytest
 import mindspore as ms
 
 from mindcv.models import create_model
-from mindcv.models.layers import DropPath
+from mindcv.models.layers import DropPath, Dropout
 
 from .reference import random_images
 
@@ -100,7 +100,7 @@ def test_smallest_input_whose_stage_grids_are_one(name):
 
 def test_dropout_rates_are_wired_to_the_reference_places():
     model = create_model("svt_small", drop_rate=0.1, proj_drop_rate=0.2, attn_drop_rate=0.3, pos_drop_rate=0.4)
-    probs = {name: cell.p for name, cell in model.cells_and_names() if isinstance(cell, ms.nn.Dropout)}
+    probs = {name: cell.p for name, cell in model.cells_and_names() if isinstance(cell, Dropout)}
     assert probs["head_drop"] == pytest.approx(0.1)
     assert probs["blocks.0.0.mlp.drop"] == pytest.approx(0.2)
     assert probs["blocks.0.0.attn.proj_drop"] == pytest.approx(0.2)
