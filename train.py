@@ -5,9 +5,9 @@ import signal
 import sys
 import time
 
-if __name__ == "__main__" and not (os.environ.get("MS_ROLE") and not os.environ.get("OMPI_COMM_WORLD_SIZE")):
+if __name__ == "__main__":
     # Before MindSpore starts threads: they inherit the mask, so SIGTERM/SIGINT reach only StopRequest's waiter
-    # (see mindcv.engine.preemption; not under msrun, which forwards no signal to its workers).
+    # (see mindcv.engine.preemption).
     signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
 
 import numpy as np

@@ -11,12 +11,15 @@
 # mpirun-cpu: on CPU MindSpore's collectives need its own cluster (a scheduler process plus workers); mpirun
 #   starts them. Plain mpirun fails on CPU with "Failed to initialize communication library on device side".
 # MASTER_PORT (default 8118) must be free. "--distribute True" is appended to the training arguments.
+# MPI_KILL_GRACE (default 10): seconds between the signals Open MPI 4's mpirun sends when told to end the job
+#   (SIGCONT, SIGTERM, SIGKILL); its default, 1, ends the ranks before they can save on SIGTERM.
 set -euo pipefail
 mode=${1:?usage: $0 {msrun|mpirun|mpirun-cpu} NUM script.py [args...]}
 num=${2:?number of processes (per node for msrun)}
 shift 2
 port=${MASTER_PORT:-8118}
 root_flag=$([ "$(id -u)" -eq 0 ] && echo "--allow-run-as-root" || true)
+grace=(--mca odls_base_sigkill_timeout "${MPI_KILL_GRACE:-10}")
 
 case "$mode" in
   msrun)
@@ -24,10 +27,10 @@ case "$mode" in
       --master_port="$port" --node_rank="${NODE_RANK:-0}" --log_dir="${LOG_DIR:-msrun_log}" --join=True \
       --cluster_time_out="${CLUSTER_TIMEOUT:-600}" "$@" --distribute True ;;
   mpirun)
-    exec mpirun $root_flag -n "$num" ${HOSTFILE:+--hostfile "$HOSTFILE"} python "$@" --distribute True ;;
+    exec mpirun $root_flag "${grace[@]}" -n "$num" ${HOSTFILE:+--hostfile "$HOSTFILE"} python "$@" --distribute True ;;
   mpirun-cpu)
     cluster=(-x MS_SCHED_HOST="${MASTER_ADDR:-127.0.0.1}" -x MS_SCHED_PORT="$port" -x MS_WORKER_NUM="$num" -x PATH)
-    exec mpirun $root_flag --oversubscribe -n 1 "${cluster[@]}" -x MS_ROLE=MS_SCHED python "$@" --distribute True : \
+    exec mpirun $root_flag "${grace[@]}" --oversubscribe -n 1 "${cluster[@]}" -x MS_ROLE=MS_SCHED python "$@" --distribute True : \
       -n "$num" "${cluster[@]}" -x MS_ROLE=MS_WORKER python "$@" --distribute True ;;
   *)
     echo "error: unknown launch mode '$mode'; use msrun, mpirun or mpirun-cpu" >&2; exit 2 ;;

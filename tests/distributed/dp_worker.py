@@ -2,7 +2,11 @@
 parameters and the training samples each epoch dealt it, for the test to compare across ranks."""
 import json
 import os
+import signal
 import sys
+
+# As train.py does when run as a script (this imports it as a module): before MindSpore starts threads.
+signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)

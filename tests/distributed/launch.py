@@ -18,6 +18,9 @@ DETERMINISTIC = TINY_RUN + ["--scale", "1.0", "1.0", "--ratio", "1.0", "1.0", "-
                             "--batch_size", "3", "--val_while_train", "True", "--clip_grad", "True"]
 JOB_TIMEOUT = 900
 MODEL_PREFIXES = ("patch_embeds.", "pos_block.", "blocks.", "norm.", "head.")
+# Open MPI 4's mpirun, when told to end a job, sends its processes SIGCONT, then SIGTERM, then SIGKILL, this many
+# seconds apart (default 1, too short to save); what scripts/launch_distributed.sh passes.
+KILL_GRACE_S = 10
 # What a rank needs from the test's environment; mpirun passes these with -x, as it must to other hosts.
 _RANK_ENV = ("PATH", "DP_TEST_OUT", "GLOG_v", "PYTHONWARNINGS")
 
@@ -64,7 +67,8 @@ def _mpirun(out, args, port, hostfile=None, export=()):
         placement = ["--hostfile", str(hostfile)]
     common = [*(a for name in (*_RANK_ENV, *export) for a in ("-x", name)), "-x", f"MS_SCHED_HOST={sched_host}",
               "-x", f"MS_SCHED_PORT={port}", "-x", "MS_WORKER_NUM=2"]
-    return [_which("mpirun"), "--allow-run-as-root", "--oversubscribe", *placement, "-n", "1", *common,
+    return [_which("mpirun"), "--allow-run-as-root", "--oversubscribe", "--mca", "odls_base_sigkill_timeout",
+            str(KILL_GRACE_S), *placement, "-n", "1", *common,
             "-x", "MS_ROLE=MS_SCHED", sys.executable, WORKER, *args, ":", "-n", "2", *common,
             "-x", "MS_ROLE=MS_WORKER", sys.executable, WORKER, *args]
 
@@ -97,4 +101,6 @@ def _processes_mentioning(marker):
 
 
 def _worker_pids(marker):
-    return [pid for pid, args in _processes_mentioning(marker) if WORKER.encode() in args and b"msrun" not in args[0]]
+    """The job's processes that run dp_worker.py: its ranks, and MindSpore's scheduler where there is one."""
+    return [pid for pid, args in _processes_mentioning(marker)
+            if WORKER.encode() in args and not any(arg.endswith(b"msrun") for arg in args[:2])]

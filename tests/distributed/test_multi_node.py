@@ -13,6 +13,7 @@ at the first host's address, and mpirun runs with only the variables it passes o
 get only those. mpirun starts its local processes itself: a remote host's ssh launch is not exercised.
 """
 import os
+import re
 import signal
 import subprocess
 import time
@@ -20,7 +21,8 @@ import time
 import pytest
 
 from ..helpers import ROOT
-from .launch import _RANK_ENV, JOB_TIMEOUT, _env, _free_port, _job_args, _mpirun, _msrun, _processes_mentioning
+from .launch import (_RANK_ENV, JOB_TIMEOUT, _env, _free_port, _job_args, _mpirun, _msrun, _processes_mentioning,
+                     _worker_pids)
 # The 2-rank job's checks, collected here again and run on this module's two_ranks (the multi-node jobs).
 from .test_data_parallel import (test_both_ranks_end_with_identical_parameters,  # noqa: F401
                                  test_only_rank_zero_writes_checkpoints_and_logs,
@@ -103,18 +105,21 @@ def test_msrun_starts_the_scheduler_on_node_0_only_and_one_rank_per_node(msrun_t
     assert os.listdir(msrun_two_nodes / "node1_log") == ["worker_1.log"]
 
 
-def _sigterm_stops_every_rank_within_60_s(workspace, form, send):
-    out = workspace / f"{form}_sigterm"
+def _sigterm(workspace, form, send, to_ranks=False):
+    """SIGTERM the running job (its launchers, or with ``to_ranks`` the processes they started) once every rank
+    trains; returns the
+    job's folder and the launchers' exit codes once every rank is gone, at most 60 s after the signal."""
+    out = workspace / f"{form}_sigterm{'_to_ranks' if to_ranks else ''}"
     out.mkdir()
     marker = os.path.join(out, "")
-    launchers = _start(form, out, extra=["--epoch_size", "50", "--decay_epochs", "49"])
+    launchers = _start(form, out, extra=["--epoch_size", "50", "--decay_epochs", "49", "--log_interval", "1"])
     try:
         deadline = time.time() + JOB_TIMEOUT
-        while not (out / "ckpt" / "train.log").exists():  # rank 0 writes it once every rank has joined
+        while " step 1/" not in _read(out / "ckpt" / "train.log"):  # after a step every rank can save
             assert time.time() < deadline and all(p.poll() is None for p in launchers), _logs(out)
             time.sleep(0.5)
-        for launcher in launchers:
-            send(launcher.pid, signal.SIGTERM)
+        for pid in _worker_pids(marker) if to_ranks else [launcher.pid for launcher in launchers]:
+            send(pid, signal.SIGTERM)
         sent = time.time()
         codes = [launcher.wait(timeout=max(sent + 60 - time.time(), 0)) for launcher in launchers]
         while (left := list(_processes_mentioning(marker))) and time.time() < sent + 60:
@@ -122,18 +127,43 @@ def _sigterm_stops_every_rank_within_60_s(workspace, form, send):
         print(f"{form}: launchers exited {codes}, every rank gone {time.time() - sent:.1f} s after SIGTERM")
         assert not left, f"still running 60 s after SIGTERM: {[args[:3] for _, args in left]}"
         assert all(code != 0 for code in codes)
+        return out
     except subprocess.TimeoutExpired:
         pytest.fail(f"{form}: a launcher still running 60 s after SIGTERM\n{_logs(out)}")
     finally:
         _kill_all(launchers, marker)
 
 
-def test_sigterm_to_mpirun_stops_every_rank_within_60_s(workspace):
-    _sigterm_stops_every_rank_within_60_s(workspace, "mpirun_hostfile", os.kill)
+def _read(path):
+    return path.read_text() if path.exists() else ""
+
+
+def _assert_saved_once_at_one_step(out):
+    # msrun's ranks write to node*_log/worker_*.log (msrun copies them to its own), mpirun's to mpirun's.
+    rank_logs = sorted(out.glob("node*_log/worker_*.log")) or sorted(out.glob("launcher*.log"))
+    stops = re.findall(r"TrainingStopped: (Stopped by SIGTERM after batch \d+ of \d+ in epoch \d+, step \d+)",
+                       "\n".join(path.read_text() for path in rank_logs))
+    assert len(stops) == 2 and len(set(stops)) == 1, f"the ranks stopped at {stops or 'no step'}\n{_logs(out)}"
+    batch = int(re.search(r"after batch (\d+)", stops[0]).group(1))
+    # Stopped between epochs, the epoch's checkpoint is the state.
+    expected = ["svt_small-partial.ckpt"] if batch else []
+    assert sorted(p.name for p in (out / "ckpt").glob("*partial*")) == expected
+
+
+def test_sigterm_to_mpirun_saves_once_and_stops_every_rank_within_60_s(workspace):
+    # mpirun passes SIGTERM on KILL_GRACE_S later, and SIGKILL as much later again. MindSpore's scheduler ends at
+    # once; the ranks save before they notice it is gone.
+    _assert_saved_once_at_one_step(_sigterm(workspace, "mpirun_hostfile", os.kill))
+
+
+def test_sigterm_to_the_processes_under_msrun_saves_once_and_stops_every_rank_within_60_s(workspace):
+    # As Slurm does at a time limit or preemption: the signal goes to every process of the job but msrun: the ranks
+    # and MindSpore's scheduler, which ends at once (the ranks save before they notice it is gone). msrun (MindSpore
+    # 2.10) forwards no signal: it handles only SIGINT (with SIGKILL to its workers) and dies of SIGTERM.
+    _assert_saved_once_at_one_step(_sigterm(workspace, "msrun_two_nodes", os.kill, to_ranks=True))
 
 
 def test_sigterm_to_each_msrun_process_group_stops_every_rank_within_60_s(workspace):
-    # Not to msrun's pid alone: msrun (MindSpore 2.10) handles only SIGINT, dies of SIGTERM at once, and leaves its
-    # scheduler and ranks running (the ranks in sessions of their own). Signalled as a group, as a shell's job
-    # control or a service manager does, the scheduler dies with msrun, and each rank exits when it loses it.
-    _sigterm_stops_every_rank_within_60_s(workspace, "msrun_two_nodes", os.killpg)
+    # Signalled as a group, as a shell's job control or a service manager does, the scheduler dies with msrun, and
+    # each rank (in a session of its own, so not signalled) ends itself when it loses the scheduler: nothing saved.
+    _sigterm(workspace, "msrun_two_nodes", os.killpg)
