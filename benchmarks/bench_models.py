@@ -37,6 +37,10 @@ def recipe_args(variant, dtype):
     return parse_args(["-c", RECIPES[variant], "--distribute", "False", "--amp_level", "O0"] + scale)
 
 
+def drop_path_rate(spec, recipe):
+    return recipe.drop_path_rate if spec["drop_path_rate"] is None else spec["drop_path_rate"]
+
+
 def time_calls(call, warmup, repeats):
     """Seconds of the first call, per-call seconds of the timed repeats, and the cores that other processes
     used during the timed repeats (all CPU time on the machine minus this process's)."""
@@ -93,7 +97,7 @@ def measure_ours(spec):
     threads_num(spec["threads"])
     ms.set_seed(0)
     args = recipe_args(spec["model"], spec["dtype"])
-    model = create_model(spec["model"], num_classes=1000, drop_path_rate=args.drop_path_rate)
+    model = create_model(spec["model"], num_classes=1000, drop_path_rate=drop_path_rate(spec, args))
     if spec["dtype"] != "fp32":
         # MindSpore's O2: everything in the low precision except the norms.
         model = ms.amp.auto_mixed_precision(model, "O2", {"bf16": ms.bfloat16, "fp16": ms.float16}[spec["dtype"]])
@@ -122,7 +126,7 @@ def measure_timm(spec):
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
     args = recipe_args(spec["model"], "fp32")
-    model = timm.create_model(TIMM_NAMES[spec["model"]], num_classes=1000, drop_path_rate=args.drop_path_rate)
+    model = timm.create_model(TIMM_NAMES[spec["model"]], num_classes=1000, drop_path_rate=drop_path_rate(spec, args))
     batch, size = spec["batch_size"], spec["image_size"]
     images = torch.randn(batch, 3, size, size)
     labels = torch.randint(0, 1000, (batch,))
@@ -291,6 +295,8 @@ def parse_args():
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for both frameworks")
     parser.add_argument("--dtype", default="fp32", choices=DTYPES, help="precision of ours (timm stays fp32)")
+    parser.add_argument("--drop-path-rate", type=float, default=None,
+                        help="stochastic depth of both frameworks' models (default: the recipe's)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per run")
     parser.add_argument("--rounds", type=int, default=2, help="runs of every measurement, interleaved")
@@ -310,7 +316,7 @@ def main():
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
     common = dict(batch_size=args.batch_size, image_size=args.image_size, threads=args.threads, dtype=args.dtype,
-                  warmup=args.warmup, repeats=args.repeats)
+                  drop_path_rate=args.drop_path_rate, warmup=args.warmup, repeats=args.repeats)
     machine = run_isolated(dict(common, impl="machine", models=args.models))
     peaks, flops = machine["peak_gflops"], machine["forward_flops_per_image"]
     peaks["measured"]["mindspore_float32"] = run_isolated(dict(common, impl="mindspore-matmul"))["gflops"]

@@ -16,7 +16,7 @@ import numpy as np
 import mindspore as ms
 
 from ..foundation.checkpoint_io import read_checkpoint, write_atomic
-from ..foundation.errors import CheckpointError, InvalidValueError
+from ..foundation.errors import CheckpointError, InvalidValueError, NonFiniteLossError
 
 __all__ = ["CheckpointManager", "MANIFEST", "PartialEpoch", "find_latest_checkpoint", "load_train_state",
            "resume_candidates", "restore_train_state", "save_train_state", "save_weights"]
@@ -25,6 +25,7 @@ _logger = logging.getLogger(__name__)
 MANIFEST = "checkpoints.json"
 # Run metadata stored beside the parameters ("global_step" is taken: the optimizer's own step counter).
 _META_KEYS = ("epoch", "steps_done", "config", "metric", "epoch_losses", "epoch_skipped")
+_FLOAT_TYPES = (ms.float16, ms.bfloat16, ms.float32, ms.float64)
 _EPOCH_IN_NAME = re.compile(r"-(\d+)\.ckpt$")
 
 
@@ -32,6 +33,7 @@ def save_train_state(path, train_step, epoch, global_step, config, metric=None, 
     """Everything needed to continue: model, optimizer, EMA and loss-scale state (the train step's
     parameters), plus the epoch and step completed and the resolved config. Saved inside an epoch,
     ``partial_epoch`` (a PartialEpoch) records the losses of its batches done so far."""
+    _refuse_non_finite(train_step, global_step, os.path.dirname(path))
     meta = {"epoch": int(epoch), "steps_done": int(global_step), "config": json.dumps(config, default=list),
             "metric": _as_stored(metric)}
     if partial_epoch is not None and partial_epoch.losses:
@@ -39,6 +41,18 @@ def save_train_state(path, train_step, epoch, global_step, config, metric=None, 
         meta["epoch_skipped"] = int(partial_epoch.skipped)
     write_atomic(lambda tmp: ms.save_checkpoint(train_step, tmp, append_dict=meta, crc_check=True), path,
                  size=_parameter_bytes(train_step))
+
+
+def _refuse_non_finite(train_step, global_step, folder):
+    # A step's loss is computed before its update, so an update that made the weights non-finite shows in no loss
+    # yet: a state saved then (a mid-epoch save, or a stop) must not become the checkpoint that resume picks.
+    bad = [param.name for param in train_step.get_parameters()
+           if param.dtype in _FLOAT_TYPES and not np.isfinite(param.asnumpy()).all()]
+    if bad:
+        raise NonFiniteLossError(
+            f"After step {global_step} {len(bad)} parameters hold NaN or infinity (first: {bad[0]}); stopped without "
+            f"saving this state (the last good checkpoint is in {folder}). Lower the lr, enable --clip_grad True, or "
+            "use --loss_scale_type dynamic.")
 
 
 def _parameter_bytes(cell):

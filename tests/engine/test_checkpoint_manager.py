@@ -10,8 +10,9 @@ import mindspore as ms
 from mindspore import nn
 
 from mindcv.engine import checkpoint
-from mindcv.engine.checkpoint import (MANIFEST, CheckpointManager, find_latest_checkpoint, load_train_state,
-                                      resume_candidates, save_train_state)
+from mindcv.engine.checkpoint import (MANIFEST, CheckpointManager, PartialEpoch, find_latest_checkpoint,
+                                      load_train_state, resume_candidates, save_train_state)
+from mindcv.foundation import NonFiniteLossError
 from mindcv.foundation.checkpoint_io import save_checkpoint_atomic
 
 
@@ -88,6 +89,16 @@ def test_saved_train_state_restores_parameters_epoch_steps_and_metric(tmp_path):
     restored = _TinyTrainStep(fill=-7.0)
     assert load_train_state(str(tmp_path / "net-2.ckpt"), restored) == (2, 20, 0.625)
     assert np.array_equal(restored.dense.weight.asnumpy(), np.full((2, 2), 2.0, np.float32))
+
+
+def test_a_state_with_non_finite_parameters_is_not_saved(tmp_path):
+    manager = CheckpointManager(str(tmp_path), "net", "latest_k", keep_max=5)
+    _save_epochs(manager, [0.5])
+    diverged = _TinyTrainStep()
+    diverged.dense.bias.set_data(ms.Tensor(np.array([0.0, np.nan], np.float32)))
+    with pytest.raises(NonFiniteLossError, match=r"After step 17 1 parameters hold NaN .*first: dense\.bias"):
+        manager.save_partial(diverged, 1, 17, {}, PartialEpoch([0.25]))
+    assert _ckpt_files(tmp_path) == ["net-1.ckpt"] and _manifest_files(tmp_path) == ["net-1.ckpt"]
 
 
 def test_latest_k_deletes_the_oldest_files_and_the_manifest_never_lists_a_deleted_one(tmp_path):

@@ -92,7 +92,7 @@ class Dropout(_Replayable):
         if not self.training:
             return x
         keep = ops.cast(self.next_uniform(x.shape) >= self.p, x.dtype)
-        return x * keep * self.scale
+        return x * ops.stop_gradient(keep * self.scale)
 
 
 class DropPath(_Replayable):
@@ -110,7 +110,9 @@ class DropPath(_Replayable):
             return x
         shape = (x.shape[0],) + (1,) * (x.ndim - 1)
         keep = ops.cast(self.next_uniform(shape) >= self.drop_prob, x.dtype)
-        return x * keep * self.scale
+        # One multiply of the branch by a per-sample factor that needs no gradient (its own would keep the branch
+        # alive for the backward pass).
+        return x * ops.stop_gradient(keep * self.scale)
 
 
 def dropout(rate):
