@@ -107,8 +107,7 @@ def test_msrun_starts_the_scheduler_on_node_0_only_and_one_rank_per_node(msrun_t
 
 def _sigterm(workspace, form, send, to_ranks=False):
     """SIGTERM the running job (its launchers, or with ``to_ranks`` the processes they started) once every rank
-    trains; returns the
-    job's folder and the launchers' exit codes once every rank is gone, at most 60 s after the signal."""
+    trains; returns the job's folder once every rank is gone, at most 60 s after the signal."""
     out = workspace / f"{form}_sigterm{'_to_ranks' if to_ranks else ''}"
     out.mkdir()
     marker = os.path.join(out, "")
