@@ -13,8 +13,9 @@ without interruption (or takes that run's folder from ``--reference``), then sta
   sigkill-validation    SIGKILL while the epoch's validation runs
 
 and lets it finish. It passes when the final weights are bit-identical to the reference's, the per-epoch rows
-of train_log.csv agree (all but the timings), and every step's logged loss equals the reference's. Writes
-``soak.json`` (kills, resumes, SIGTERM-to-exit seconds, result) into the output folder; exits 1 on a failure.
+of train_log.csv agree (all but the timings), every step's logged loss equals the reference's, and no
+interrupted checkpoint write left its temporary file. Writes ``soak.json`` (kills, resumes, SIGTERM-to-exit
+seconds, result) into the output folder; exits 1 on a failure.
 """
 import argparse
 import csv
@@ -127,6 +128,9 @@ def compare(out, reference):
     differing = [k for k in tensors if k not in mine or not np.array_equal(mine[k].asnumpy(), expected[k].asnumpy())]
     if differing:
         problems.append(f"{len(differing)} parameters of {final} differ, e.g. {differing[:3]}")
+    leftovers = [f for f in os.listdir(out) if f.startswith(".tmp-")]
+    if leftovers:
+        problems.append(f"interrupted checkpoint writes left {leftovers}")
     return problems
 
 
