@@ -15,7 +15,7 @@ def main(args):
     if not inputs:
         raise InvalidValueError("No images given: name image files or folders, or pass --image_path IMAGE.")
     paths = list_images(inputs)
-    model = create_inference_model(args.model, args.ckpt_path, args.pretrained, args.num_classes)
+    model = create_inference_model(args.model, args.ckpt_path, args.pretrained, args.num_classes, args.precision)
     class_names = resolve_class_names(model.num_classes, args.class_names, args.ckpt_path)
     if args.topk > model.num_classes:
         raise InvalidValueError(f"--topk must lie in 1..{model.num_classes} (the number of classes), got {args.topk}.")

@@ -6,17 +6,22 @@ from mindcv.engine import (apply_amp, build_dataset, build_eval_loader, build_mo
                            resolve_num_classes)
 from mindcv.foundation import InvalidValueError
 from mindcv.loss import create_loss
+from mindcv.models import set_matmul_precision
 
 
 def main(args):
     init_context(args.mode, args.device_target)
     if not args.ckpt_path and not args.pretrained:
         raise InvalidValueError("validate.py needs --ckpt_path CKPT or --pretrained True.")
+    if args.val_precision != "fp32" and args.val_amp_level != "O0":
+        raise InvalidValueError(f"--val_precision {args.val_precision} computes the fp32 network's matmuls in bf16; "
+                                f"with --val_amp_level {args.val_amp_level} use --val_precision fp32.")
     val_set = call_with_options(build_dataset, args, args.val_split, shuffle=args.eval_shuffle)
     args.num_classes = resolve_num_classes(val_set, args.num_classes)
     model = call_with_options(build_model, args, checkpoint_path=args.ckpt_path,
                               ema=args.ema and bool(args.ckpt_path))
     model = apply_amp(model, args.val_amp_level)
+    set_matmul_precision(model, args.val_precision)
     loader = call_with_options(build_eval_loader, args, val_set)
     metrics = evaluate(model, loader, create_loss(args.loss), desc=f"validate {args.model}")
     print(f"Top_1_Accuracy: {metrics['top1']:.4f}  Top_5_Accuracy: {metrics['top5']:.4f}  "

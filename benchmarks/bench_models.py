@@ -6,7 +6,11 @@ the runs do not compete for cores. The CPU time that other processes take during
 whole benchmark exits 1. Usage (needs ``pip install -r benchmarks/requirements.txt``):
 
     python benchmarks/bench_models.py [--models svt_small pcpvt_small] [--batch-size 8] [--image-size 224]
-                                      [--threads N] [--dtype fp32] [--repeats 7] [--json bench_models.json]
+                                      [--threads N] [--dtypes fp32 bf16] [--repeats 7] [--json bench_models.json]
+
+In bf16, timm runs under ``torch.autocast("cpu", torch.bfloat16)`` and ours with ``create_model(...,
+precision="bf16")``: bf16 matmul operands with fp32 sums, everything else fp32 (in training the backward stays
+fp32, as nothing offers bf16 training yet).
 """
 import argparse
 import json
@@ -24,17 +28,17 @@ TIMM_NAMES = {name: f"twins_{name}" for name in
               ("pcpvt_small", "pcpvt_base", "pcpvt_large", "svt_small", "svt_base", "svt_large")}
 RECIPES = {name: os.path.join(ROOT, "configs", "twins", f"{name.split('_')[0]}_{name.split('_')[1][0]}_gpu.yaml")
            for name in TIMM_NAMES}
-DTYPES = ("fp32", "bf16", "fp16")
+DTYPES = ("fp32", "bf16")
 MATMUL_SIZE = 4096
 
 
-def recipe_args(variant, dtype):
+def recipe_args(variant):
     """train.py's arguments for ``variant``: the official recipe (AdamW, weight decay filter, clipping,
-    drop path), single device, no loss scaling in fp32/bf16 (lower precision is applied to the model itself)."""
+    drop path), single device, fp32 without loss scaling (bf16 is applied to the model itself)."""
     from mindcv.cli.config import parse_args
 
-    scale = ["--loss_scale_type", "fixed", "--loss_scale", "1024" if dtype == "fp16" else "1"]
-    return parse_args(["-c", RECIPES[variant], "--distribute", "False", "--amp_level", "O0"] + scale)
+    return parse_args(["-c", RECIPES[variant], "--distribute", "False", "--amp_level", "O0", "--loss_scale_type",
+                       "fixed", "--loss_scale", "1"])
 
 
 def drop_path_rate(spec, recipe):
@@ -96,11 +100,9 @@ def measure_ours(spec):
     ms.set_context(mode=ms.GRAPH_MODE if spec["impl"] == "ours-graph" else ms.PYNATIVE_MODE)
     threads_num(spec["threads"])
     ms.set_seed(0)
-    args = recipe_args(spec["model"], spec["dtype"])
-    model = create_model(spec["model"], num_classes=1000, drop_path_rate=drop_path_rate(spec, args))
-    if spec["dtype"] != "fp32":
-        # MindSpore's O2: everything in the low precision except the norms.
-        model = ms.amp.auto_mixed_precision(model, "O2", {"bf16": ms.bfloat16, "fp16": ms.float16}[spec["dtype"]])
+    args = recipe_args(spec["model"])
+    model = create_model(spec["model"], num_classes=1000, drop_path_rate=drop_path_rate(spec, args),
+                         precision=spec["dtype"])
     rng = np.random.default_rng(0)
     batch, size = spec["batch_size"], spec["image_size"]
     images = ms.Tensor(rng.standard_normal((batch, 3, size, size), dtype=np.float32))
@@ -110,6 +112,8 @@ def measure_ours(spec):
 
         def call():
             model(images).asnumpy()
+    elif spec["impl"] == "ours-pynative-loop":
+        call = plain_training_loop(model, args, images, labels)
     else:
         step, _, _ = call_with_options(build_train_step, args, model, 1000)
         step.set_train(True)
@@ -119,13 +123,36 @@ def measure_ours(spec):
     return time_calls(call, spec["warmup"], spec["repeats"])
 
 
+def plain_training_loop(model, args, images, labels):
+    """One step of the loop a MindSpore 2.x user writes (value_and_grad, then the optimizer, nothing compiled by
+    hand), with the recipe's AdamW (at its peak lr) and label smoothing; clipping left out, as such loops do."""
+    import mindspore as ms
+
+    from mindcv.loss import create_loss
+    from mindcv.optim import create_optimizer
+
+    optimizer = create_optimizer(model, args.opt, lr=args.lr, weight_decay=args.weight_decay,
+                                 weight_decay_filter=args.weight_decay_filter, eps=args.eps)
+    loss_fn = create_loss(args.loss, label_smoothing=args.label_smoothing)
+    gradients = ms.value_and_grad(lambda x, y: loss_fn(model(x), y), None, optimizer.parameters)
+    model.set_train(True)
+
+    def call():
+        loss, grads = gradients(images, labels)
+        optimizer(grads)
+        loss.asnumpy()
+
+    return call
+
+
 def measure_timm(spec):
     import timm
     import torch
 
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
-    args = recipe_args(spec["model"], "fp32")
+    args = recipe_args(spec["model"])
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec["dtype"] == "bf16")
     model = timm.create_model(TIMM_NAMES[spec["model"]], num_classes=1000, drop_path_rate=drop_path_rate(spec, args))
     batch, size = spec["batch_size"], spec["image_size"]
     images = torch.randn(batch, 3, size, size)
@@ -134,7 +161,7 @@ def measure_timm(spec):
         model.eval()
 
         def call():
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast:
                 model(images)
     else:
         model.train()
@@ -146,7 +173,8 @@ def measure_timm(spec):
 
         def call():
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(images), labels)
+            with autocast:
+                loss = loss_fn(model(images), labels)
             loss.backward()
             if args.clip_grad:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_value)
@@ -156,25 +184,38 @@ def measure_timm(spec):
 
 
 def measure_mindspore_matmul(spec):
-    """GFLOP/s of MindSpore's fp32 matmul on a large square, in GRAPH mode (its own process: MindSpore and
-    PyTorch loaded together fight over threads)."""
+    """GFLOP/s of MindSpore's fp32 matmul and of our bf16 one (where the CPU has bf16) on a large square, in
+    GRAPH mode (its own process: MindSpore and PyTorch loaded together fight over threads)."""
     import numpy as np
 
     import mindspore as ms
     from mindspore import nn, ops
     from mindspore.device_context.cpu.op_tuning import threads_num
 
+    from mindcv.kernels import bf16_matmul_op, has_bf16_instructions
+
     class MatMul(nn.Cell):
+        def __init__(self, op):
+            super().__init__()
+            self.op = op
+
         def construct(self, a, b):
-            return ops.matmul(a, b)
+            return self.op(a, b)
 
     ms.set_device("CPU")
     ms.set_context(mode=ms.GRAPH_MODE)
     threads_num(spec["threads"])
-    n, net = MATMUL_SIZE, MatMul()
+    n = MATMUL_SIZE
     a = ms.Tensor(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
-    times = time_calls(lambda: net(a, a).asnumpy(), 1, 5)["times_s"]
-    return {"gflops": 2 * n ** 3 / min(times) / 1e9}
+    ops_by_dtype = {"float32": ops.MatMul(transpose_b=True)}
+    if has_bf16_instructions():
+        ops_by_dtype["bfloat16"] = bf16_matmul_op()
+    measured = {}
+    for dtype, op in ops_by_dtype.items():
+        net = MatMul(op)
+        times = time_calls(lambda net=net: net(a, a).asnumpy(), 1, 5)["times_s"]
+        measured[dtype] = 2 * n ** 3 / min(times) / 1e9
+    return measured
 
 
 def measure_machine(spec):
@@ -191,7 +232,7 @@ def measure_machine(spec):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         times = time_calls(lambda a=a, b=b: torch.mm(a, b), 1, 5)["times_s"]
         measured[f"torch_{str(dtype).replace('torch.', '')}"] = 2 * n ** 3 / min(times) / 1e9
-    peaks = {"bfloat16": measured["torch_bfloat16"], "measured": measured}
+    peaks = {"measured": measured}
     flops = {}
     size = spec["image_size"]
     for variant in spec["models"]:
@@ -252,7 +293,7 @@ def summarise(spec, result, peaks, flops):
     images = spec["batch_size"]
     forward = flops.get(spec["model"], 0)
     flops_per_image = forward * (3 if spec["task"] == "training" else 1)
-    peak = peaks["bfloat16" if spec["dtype"] == "bf16" and spec["impl"] != "timm" else "float32"]
+    peak = peaks["bfloat16" if spec["dtype"] == "bf16" else "float32"]
     return {
         **{k: spec[k] for k in ("model", "task", "impl", "dtype")},
         "img_per_s": images / median,
@@ -268,20 +309,22 @@ def summarise(spec, result, peaks, flops):
 
 
 def markdown(rows, max_other_load):
-    head = ("| model | task | implementation | img/s (median) | min–max | ratio vs timm | % of matmul peak "
-            "| peak RSS MB | memory vs timm | compile s | other load |")
+    head = ("| model | task | implementation | img/s (median) | min–max | ratio vs timm fp32 | ratio vs timm bf16 "
+            "| % of matmul peak | peak RSS MB | memory vs timm fp32 | compile s | other load |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    reference = {(r["model"], r["task"]): r for r in rows if r["impl"] == "timm"}
+    reference = {(r["model"], r["task"], r["dtype"]): r for r in rows if r["impl"] == "timm"}
+
+    def ratio(r, dtype, key="img_per_s"):
+        ref = reference.get((r["model"], r["task"], dtype))
+        return f"{r[key] / ref[key]:.2f}×" if ref else "–"
+
     for r in rows:
-        ref = reference.get((r["model"], r["task"]))
-        ratio = f"{r['img_per_s'] / ref['img_per_s']:.2f}×" if ref else "–"
-        memory = f"{r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}×" if ref else "–"
         compile_s = f"{r['compile_s']:.1f}" if r["compile_s"] is not None else "–"
         load = f"{r['other_load_cores']:.2f}" + (" CONTENDED" if r["other_load_cores"] > max_other_load else "")
-        impl = r["impl"] + (f" {r['dtype']}" if r["dtype"] != "fp32" else "")
-        lines.append(f"| {r['model']} | {r['task']} | {impl} | {r['img_per_s']:.2f} | "
-                     f"{r['img_per_s_min']:.2f}–{r['img_per_s_max']:.2f} | {ratio} | {r['pct_matmul_peak']:.0f} % | "
-                     f"{r['peak_rss_mb']:.0f} | {memory} | {compile_s} | {load} |")
+        lines.append(f"| {r['model']} | {r['task']} | {r['impl']} {r['dtype']} | {r['img_per_s']:.2f} | "
+                     f"{r['img_per_s_min']:.2f}–{r['img_per_s_max']:.2f} | {ratio(r, 'fp32')} | {ratio(r, 'bf16')} | "
+                     f"{r['pct_matmul_peak']:.0f} % | {r['peak_rss_mb']:.0f} | {ratio(r, 'fp32', 'peak_rss_mb')} | "
+                     f"{compile_s} | {load} |")
     return "\n".join(lines)
 
 
@@ -290,11 +333,14 @@ def parse_args():
     parser.add_argument("--models", nargs="+", default=["svt_small", "pcpvt_small"], choices=sorted(TIMM_NAMES))
     parser.add_argument("--tasks", nargs="+", default=["inference", "training"], choices=["inference", "training"])
     parser.add_argument("--impls", nargs="+", default=["timm", "ours-graph", "ours-pynative"],
-                        choices=["timm", "ours-graph", "ours-pynative"])
+                        choices=["timm", "ours-graph", "ours-pynative", "ours-pynative-loop"],
+                        help="ours-pynative trains with train.py --mode 1's step, ours-pynative-loop with a plain "
+                             "value_and_grad loop (its inference is ours-pynative's)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for both frameworks")
-    parser.add_argument("--dtype", default="fp32", choices=DTYPES, help="precision of ours (timm stays fp32)")
+    parser.add_argument("--dtypes", nargs="+", default=["fp32"], choices=DTYPES,
+                        help="precisions, each for both frameworks (bf16: timm autocast, ours precision='bf16')")
     parser.add_argument("--drop-path-rate", type=float, default=None,
                         help="stochastic depth of both frameworks' models (default: the recipe's)")
     parser.add_argument("--warmup", type=int, default=2)
@@ -315,20 +361,23 @@ def main():
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
-    common = dict(batch_size=args.batch_size, image_size=args.image_size, threads=args.threads, dtype=args.dtype,
+    common = dict(batch_size=args.batch_size, image_size=args.image_size, threads=args.threads,
                   drop_path_rate=args.drop_path_rate, warmup=args.warmup, repeats=args.repeats)
     machine = run_isolated(dict(common, impl="machine", models=args.models))
     peaks, flops = machine["peak_gflops"], machine["forward_flops_per_image"]
-    peaks["measured"]["mindspore_float32"] = run_isolated(dict(common, impl="mindspore-matmul"))["gflops"]
-    # The machine's fp32 peak is what the faster framework's matmul reaches.
-    peaks["float32"] = max(peaks["measured"]["torch_float32"], peaks["measured"]["mindspore_float32"])
+    ours = run_isolated(dict(common, impl="mindspore-matmul"))
+    peaks["measured"].update({f"mindspore_{dtype}": gflops for dtype, gflops in ours.items() if dtype != "peak_rss_mb"})
     measured = peaks["measured"]
+    # The machine's peak is what the faster framework's matmul reaches.
+    for dtype in ("float32", "bfloat16"):
+        peaks[dtype] = max(measured.get(f"torch_{dtype}", 0), measured.get(f"mindspore_{dtype}", 0))
     print(f"{cpu_model()}, {os.cpu_count()} CPUs, {args.threads} threads; "
           f"{MATMUL_SIZE}x{MATMUL_SIZE} matmul GFLOP/s: fp32 MindSpore {measured['mindspore_float32']:.0f}, torch "
-          f"{measured['torch_float32']:.0f}; bf16 torch {measured['torch_bfloat16']:.0f}; batch "
-          f"{args.batch_size}, {args.image_size}px, ours in {args.dtype}", flush=True)
-    specs = [dict(common, model=model, task=task, impl=impl, dtype="fp32" if impl == "timm" else args.dtype)
-             for model in args.models for task in args.tasks for impl in args.impls]
+          f"{measured['torch_float32']:.0f}; bf16 ours {measured.get('mindspore_bfloat16', 0):.0f}, torch "
+          f"{measured['torch_bfloat16']:.0f}; batch "
+          f"{args.batch_size}, {args.image_size}px, {' and '.join(args.dtypes)}", flush=True)
+    specs = [dict(common, model=model, task=task, impl=impl, dtype=dtype)
+             for model in args.models for task in args.tasks for dtype in args.dtypes for impl in args.impls]
     results, failures = {}, []
     # Rounds alternate the implementations, so that a slow spell of the machine does not fall on one of them.
     for _ in range(args.rounds):

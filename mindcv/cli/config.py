@@ -23,6 +23,7 @@ from ..foundation.errors import ConfigError, LauncherError, UnknownNameError, Us
 from ..data import DATASETS, INTERPOLATIONS
 from ..data.auto_augment import create_augment_policy
 from ..loss import LOSSES
+from ..models.layers import PRECISIONS
 from ..models.registry import resolve_model_name
 from ..optim import OPTIMIZERS
 from ..scheduler import SCHEDULERS
@@ -236,6 +237,9 @@ SCHEMA = {
                optional(str)),
         Option("val_amp_level", "O0", "validate.py: mixed precision level of the evaluated network",
                choices=("O0", "O1", "O2", "O3")),
+        Option("val_precision", "fp32", "validate.py: precision of the evaluated network's matmuls on CPU; bf16: "
+               "bf16 operands, fp32 sums (AVX-512-BF16 or AMX; elsewhere fp32 with a warning)",
+               choices=PRECISIONS),
         Option("loss_scale_type", "fixed", "loss scaling; auto: MindSpore's choice for amp_level (dynamic from 2**24 "
                "for O2, none otherwise)", choices=("fixed", "dynamic", "auto")),
         Option("loss_scale", 1.0, "(initial) loss scale", finite_float, **_positive()),
@@ -284,6 +288,8 @@ INFER_SCHEMA = {
         Option("interpolation", None, "resize interpolation (default: the model's)", optional(str),
                choices=(None,) + tuple(sorted(INTERPOLATIONS))),
         Option("json", False, "print the predictions as JSON", switch=True),
+        Option("precision", "fp32", "precision of the matmuls on CPU; bf16: bf16 operands, fp32 sums (AVX-512-BF16 "
+               "or AMX; elsewhere fp32 with a warning)", choices=PRECISIONS),
     ],
     "Run": _run_options(),
 }

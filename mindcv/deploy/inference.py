@@ -64,8 +64,9 @@ def resolve_class_names(num_classes, class_names_path="", ckpt_path=""):
     return [str(i) for i in range(num_classes)]
 
 
-def create_inference_model(model_name, ckpt_path="", pretrained=False, num_classes=None):
-    """``model_name`` with trained weights (a checkpoint or the published ones), in evaluation mode.
+def create_inference_model(model_name, ckpt_path="", pretrained=False, num_classes=None, precision="fp32"):
+    """``model_name`` with trained weights (a checkpoint or the published ones), in evaluation mode, its matmuls
+    in ``precision`` (``create_model``'s).
 
     ``num_classes`` None takes the size of the weights' classifier; a number must match it, since a
     classifier that the weights do not fill would predict at random.
@@ -80,7 +81,7 @@ def create_inference_model(model_name, ckpt_path="", pretrained=False, num_class
         source = ckpt_path or f"the published {model_name} weights"
         raise InvalidValueError(f"--num_classes {num_classes} does not match {source}, whose classifier has "
                                 f"{weight_classes} classes.")
-    model = create_model(model_name, num_classes=weight_classes, pretrained=pretrained)
+    model = create_model(model_name, num_classes=weight_classes, pretrained=pretrained, precision=precision)
     if param_dict is not None:
         load_checkpoint_into(model, param_dict, ckpt_path)
     model.set_train(False)

@@ -20,7 +20,7 @@ _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_kernels.
 _COMPILE_FLAGS = ["-std=c++20", "-O3", "-ffast-math", "-fno-finite-math-only", "-fopenmp-simd", "-fPIC", "-pthread"]
 # Linked in a separate step: g++ < 13 given -ffast-math at link time adds crtfastmath.o, which turns on
 # flush-to-zero for the whole process when the library loads.
-_LINK_FLAGS = ["-shared", "-pthread"]
+_LINK_FLAGS = ["-shared", "-pthread", "-ldl"]
 SWITCH_ENV = "MINDCV_FUSED_KERNELS"
 CACHE_ENV = "MINDCV_KERNEL_CACHE"
 # The x86-64 psABI levels, lowest first, each with the /proc/cpuinfo flags it adds to the one before (cpuinfo
@@ -64,6 +64,12 @@ def cpu_level():
             break
         level = name
     return level
+
+
+def has_bf16_instructions():
+    """True when this CPU multiplies bf16 in hardware (AVX-512-BF16 or AMX-BF16), which oneDNN's bf16 GEMM
+    uses; elsewhere it would emulate bf16 more slowly than fp32 runs."""
+    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
 
 
 def _compile_flags(level):

@@ -1,4 +1,4 @@
-// Fused fp32 CPU kernels for Twins, called through MindSpore's ops.Custom ("aot").
+// Fused fp32 CPU kernels for Twins, and a bf16 matmul, called through MindSpore's ops.Custom ("aot").
 //
 // Every entry point has MindSpore's AOT signature: params holds the inputs, then the outputs, as
 // contiguous row-major buffers, and dtypes their element types. Anything but float32 is refused with a
@@ -6,11 +6,15 @@
 // channels-last, so the innermost loops run over channels and vectorise. Work is split over a pool of
 // threads that sleep on a condition variable between calls rather than OpenMP: OpenMP's idle workers spin
 // and take the cores from MindSpore's own thread pool.
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
+#include <immintrin.h>
+
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <condition_variable>
@@ -259,6 +263,54 @@ inline RowMoments Moments(const float *row, int64_t channels, float eps) {
   for (int64_t c = 0; c < channels; ++c) squares += (row[c] - mean) * (row[c] - mean);
   return {mean, 1.0f / std::sqrt(squares / channels + eps)};
 }
+
+// oneDNN's row-major C = alpha * op(A) op(B) + beta * C with bf16 A and B and fp32 accumulation and C. MindSpore
+// loads its own libdnnl.so.3 when imported; it is looked up there rather than linked, so that the library builds
+// without oneDNN and only this kernel needs it. Its threadpool runtime runs a call on the calling thread.
+using GemmBf16 = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t *a,
+                         int64_t lda, const uint16_t *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+GemmBf16 OneDnnGemmBf16() {
+  static const GemmBf16 gemm = [] {
+    void *library = dlopen("libdnnl.so.3", RTLD_NOW | RTLD_NOLOAD);
+    return library ? reinterpret_cast<GemmBf16>(dlsym(library, "dnnl_gemm_bf16bf16f32")) : nullptr;
+  }();
+  return gemm;
+}
+
+// fp32 to bf16, rounding to nearest even as the hardware conversion does; NaN stays a (quiet) NaN.
+inline uint16_t ToBf16(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+  return (bits & 0x7fffffffu) > 0x7f800000u ? static_cast<uint16_t>((bits >> 16) | 0x40u)
+                                              : static_cast<uint16_t>(rounded);
+}
+
+#if defined(__x86_64__)
+// 32 at a time by VCVTNE2PS2BF16: the same rounding, but subnormal inputs become zero.
+[[gnu::target("avx512f,avx512bw,avx512bf16")]] void ToBf16Avx512(const float *src, int64_t n, uint16_t *dst) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512bh pair = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
+    _mm512_storeu_si512(dst + i, reinterpret_cast<__m512i>(pair));
+  }
+  for (; i < n; ++i) dst[i] = ToBf16(src[i]);
+}
+#endif
+
+void ToBf16(const float *src, int64_t n, uint16_t *dst) {
+#if defined(__x86_64__)
+  static const bool hardware = __builtin_cpu_supports("avx512bf16");
+  if (hardware) return ToBf16Avx512(src, n, dst);
+#endif
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dst[i] = ToBf16(src[i]);
+}
+
+constexpr int kNoOneDnn = 3;
+// Rows of x are converted and multiplied a block at a time, so that the bf16 copy stays in the L2 cache.
+constexpr int64_t kGemmBlockElements = 1 << 17;
+constexpr int64_t kGemmMinRows = 64;
 
 }  // namespace
 
@@ -514,6 +566,38 @@ int SumOfSquares(int nparam, void **params, int *ndims, int64_t **shapes, const 
   for (int t = 0; t < chunks; ++t) total += partial[t];
   *static_cast<float *>(params[nparam - 1]) = static_cast<float>(total);
   return 0;
+}
+
+// y (M, N) = x (M, K) @ w (N, K)^T with x and w rounded to bf16 and the products summed in fp32: the bf16
+// inference matmul (AVX-512-BF16 or AMX through oneDNN). Rows are split over the pool, one oneDNN call per chunk.
+int MatMulBf16(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+               void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
+  const GemmBf16 gemm = OneDnnGemmBf16();
+  if (gemm == nullptr) return kNoOneDnn;
+  const float *x = static_cast<const float *>(params[0]);
+  const float *w = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[2]);
+  const int64_t m = shapes[0][0], k = shapes[0][1], n = shapes[1][0];
+  thread_local std::vector<uint16_t> weight;
+  weight.resize(static_cast<size_t>(n * k));
+  uint16_t *weight_bf16 = weight.data();
+  ParallelFor(n * k, kElementsPerChunk, [=](int, int64_t begin, int64_t end) {
+    ToBf16(w + begin, end - begin, weight_bf16 + begin);
+  });
+  const int64_t block = std::max(kGemmMinRows, kGemmBlockElements / k);
+  std::atomic<int> status{0};
+  ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
+    thread_local std::vector<uint16_t> rows;
+    rows.resize(static_cast<size_t>(std::min(block, end - begin) * k));
+    for (int64_t first = begin; first < end; first += block) {
+      const int64_t count = std::min(block, end - first);
+      ToBf16(x + first * k, count * k, rows.data());
+      const int result = gemm('N', 'T', count, n, k, 1.0f, rows.data(), k, weight_bf16, k, 0.0f, y + first * n, n);
+      if (result != 0) status = 100 + result;
+    }
+  });
+  return status;
 }
 
 }  // extern "C"

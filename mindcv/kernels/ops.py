@@ -75,6 +75,15 @@ def layer_norm_op():
     return _custom("LayerNormForward", _same, _same, bprop)
 
 
+def bf16_matmul_op():
+    """``op(x, weight)``: ``x (M, K) @ weight (N, K).T`` of fp32 tensors with both rounded to bf16 and the products
+    summed in fp32 (oneDNN's bf16 GEMM), as an fp32 (M, N) tensor. Its gradient is the fp32 one."""
+    def bprop(x, weight, out, dout):
+        return ops.matmul(dout, weight), ops.matmul(dout.T, x)
+
+    return _custom("MatMulBf16", lambda x, weight: [x[0], weight[0]], lambda x, weight: x, bprop)
+
+
 def sum_of_squares_op():
     """``op(*tensors)``: the sum of squares of every element of any number of fp32 tensors, as a (1,) tensor."""
     return _custom("SumOfSquares", lambda *shapes: [1], lambda *dtypes: dtypes[0])

@@ -4,7 +4,7 @@ from mindspore.nn import Identity
 from . import features, layers, twins
 from .features import FeatureExtractWrapper
 from .helpers import load_model_checkpoint, load_pretrained
-from .layers import DropPath
+from .layers import PRECISIONS, DropPath, set_matmul_precision
 from .model_factory import create_model
 from .registry import (
     get_pretrained_cfg,
@@ -24,6 +24,7 @@ __all__ = [
     "DropPath",
     "FeatureExtractWrapper",
     "Identity",
+    "PRECISIONS",
     "create_model",
     "get_pretrained_cfg",
     "get_pretrained_cfg_value",
@@ -37,4 +38,5 @@ __all__ = [
     "load_pretrained",
     "model_entrypoint",
     "register_model",
+    "set_matmul_precision",
 ] + twins.__all__

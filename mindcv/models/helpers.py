@@ -12,35 +12,22 @@ from mindspore.nn.utils import no_init_parameters
 from ..foundation.checkpoint_io import read_checkpoint
 from ..foundation.download import download_url
 from ..foundation.errors import CheckpointError, InvalidValueError
+from ..foundation.jit import compile_construct
 from .layers.drop import RANDOM_STEP
 from .naming import to_mindcv_names
 from .registry import is_model, list_models, model_entrypoint, resolve_model_name
 
-__all__ = ["JIT_SWITCH", "build_model_with_cfg", "compile_forward", "load_checkpoint_into", "load_model_checkpoint",
-           "load_pretrained"]
+__all__ = ["build_model_with_cfg", "load_checkpoint_into", "load_model_checkpoint", "load_pretrained"]
 
 _logger = logging.getLogger(__name__)
 _MAX_LISTED = 10
-JIT_SWITCH = "MINDCV_JIT"  # 0: the forward of a model built here runs op by op in PYNATIVE mode (for a debugger)
 
 
 def build_model_with_cfg(model_cls, variant, pretrained, default_cfg, **kwargs):
-    model = compile_forward(model_cls(**kwargs))
+    model = compile_construct(model_cls(**kwargs))
     model.default_cfg = dict(default_cfg, architecture=variant)
     if pretrained:
         load_pretrained(model, model.default_cfg)
-    return model
-
-
-def compile_forward(model):
-    """Run ``model``'s forward as one compiled graph in PYNATIVE mode (MindSpore's default), and with it the
-    backward of any gradient taken through it, as GRAPH mode runs them; op by op a Twins forward is several
-    times slower. Unless the environment sets MINDCV_JIT=0. In GRAPH mode this changes nothing."""
-    switch = os.environ.get(JIT_SWITCH, "1")
-    if switch not in ("0", "1"):
-        raise InvalidValueError(f"{JIT_SWITCH}={switch!r}: use 1 (compiled forward, the default) or 0 (op by op).")
-    if switch == "1":
-        model.construct = ms.jit(model.construct)
     return model
 
 

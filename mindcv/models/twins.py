@@ -18,7 +18,7 @@ from ..foundation.errors import InvalidValueError
 from ..foundation.graph_cache import renew_graph_cache
 from ..kernels import fused_kernels_available, peg_op
 from .helpers import build_model_with_cfg
-from .layers import (BiasAdd, DropPath, LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, conv_init, dropout,
+from .layers import (BiasAdd, DropPath, LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, RowMatMul, conv_init, dropout,
                      export_form, number_random_streams)
 from .registry import register_model, register_model_alias
 
@@ -106,7 +106,7 @@ class Attention(nn.Cell):
         self.proj = Linear(dim, dim)
         self.attn_drop = dropout(attn_drop)
         self.proj_drop = dropout(proj_drop)
-        self.matmul = ops.MatMul(transpose_b=True)
+        self.matmul = RowMatMul()
         self.add_bias = BiasAdd()
         self.scores = ops.BatchMatMul(transpose_b=True)
         self.weighted_sum = ops.BatchMatMul()
@@ -114,7 +114,7 @@ class Attention(nn.Cell):
     def heads(self, x, weight, bias):
         """Project (N, L, C) tokens with ``weight``/``bias`` and split into (N, heads, L, head_dim)."""
         n, length, c = x.shape
-        y = self.add_bias(self.matmul(x.reshape(n * length, c), weight.astype(x.dtype)), bias)
+        y = self.add_bias(self.matmul(x.reshape(n * length, c), weight), bias)
         return y.reshape(n, length, self.num_heads, -1).transpose(0, 2, 1, 3)
 
     def attend(self, q, k, v):

@@ -3,6 +3,7 @@ from mindspore import nn
 
 from ..foundation.checkpoint_io import read_checkpoint
 from ..foundation.errors import CheckpointError, InvalidValueError, UnknownNameError
+from ..foundation.jit import compile_construct
 from .adamw import AdamW
 from .adan import Adan
 from .lamb import Lamb
@@ -107,6 +108,7 @@ def create_optimizer(model_or_params, opt="adam", lr=0.001, weight_decay=0, mome
     holding this optimizer's state (moments, step count) to resume from. ``eps``: the optimizer's epsilon; None
     leaves each optimizer its own default (1e-8 for the Adam family and Adan, 1e-6 for Lamb, 1e-10 for RMSProp:
     what MindCV's defaults give). Other keyword arguments (e.g. ``beta1``, ``beta2``) go to the optimizer itself.
+    In PYNATIVE mode the update runs compiled (``MINDCV_JIT``).
     """
     name = str(opt).lower()
     if name not in OPTIMIZERS:
@@ -128,7 +130,7 @@ def create_optimizer(model_or_params, opt="adam", lr=0.001, weight_decay=0, mome
                                     group_matcher)
     hyper_params = dict(momentum=float(momentum), nesterov=nesterov, loss_scale=float(loss_scale), eps=eps,
                         schedule_decay=schedule_decay)
-    optimizer = OPTIMIZERS[name](groups, lr, hyper_params, **kwargs)
+    optimizer = compile_construct(OPTIMIZERS[name](groups, lr, hyper_params, **kwargs))
     if checkpoint_path:
         restore_optimizer_state(optimizer, checkpoint_path)
     return optimizer

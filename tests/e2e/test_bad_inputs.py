@@ -154,6 +154,8 @@ CASES = [
     ("output_dir_not_writable", "train.py", ["--ckpt_save_dir", "/proc/version/ckpt"], "is not writable"),
     ("validate_without_weights", "validate.py", [], "validate.py needs --ckpt_path CKPT or --pretrained True"),
     ("amp_o1", "train.py", ["--amp_level", "O1"], "amp_level O1 is not supported"),
+    ("bf16_over_amp", "validate.py", ["--ckpt_path", "any.ckpt", "--val_precision", "bf16", "--val_amp_level", "O2"],
+     "with --val_amp_level O2 use --val_precision fp32"),
     ("yaml_not_utf8", "train.py", _yaml(b"model: svt_small\n# Fran\xe7ois's recipe\nlr: 0.001\n"),
      "bad.yaml is not UTF-8 text: byte 0xe7 at position 23 (line 2) cannot be decoded"),
     ("yaml_list_at_top", "train.py", _yaml("- model: svt_small\n- lr: 0.001\n"),

@@ -10,6 +10,7 @@ import mindspore as ms
 from mindspore import nn
 
 from mindcv.data import create_transforms
+from mindcv.kernels import has_bf16_instructions
 from mindcv.models import create_model
 from mindcv.models.layers import Mlp
 from mindcv.deploy.export import export_model
@@ -118,6 +119,21 @@ def test_infer_gives_the_model_predictions_with_the_class_names_beside_the_check
         assert [p["class_id"] for p in top] == list(np.argsort(-probabilities)[:3])
         assert [p["label"] for p in top] == [CLASS_NAMES[p["class_id"]] for p in top]
         np.testing.assert_allclose([p["probability"] for p in top], np.sort(probabilities)[::-1][:3], atol=1e-5)
+
+
+@pytest.mark.skipif(not has_bf16_instructions(), reason="this CPU has no bf16 instructions")
+def test_infer_in_bf16_gives_the_fp32_probabilities_to_bf16_precision(tmp_path):
+    model = seeded_model("pcpvt_small")
+    ckpt = save_checkpoint_with_names(model, tmp_path)
+    paths = write_images(tmp_path / "images", 3)
+    result = run_script("infer.py", "--model", "pcpvt_small", "--ckpt_path", ckpt, *SMALL_SIZE, "--topk",
+                        str(NUM_CLASSES), "--json", "--precision", "bf16", *paths)
+    expected = model_probabilities(model, paths, (64, 64))
+    got = np.zeros_like(expected)
+    for row, prediction in enumerate(json.loads(result.stdout)):
+        for p in prediction["top_k"]:
+            got[row, p["class_id"]] = p["probability"]
+    assert 0 < np.abs(got - expected).max() < 0.01
 
 
 def test_infer_with_no_readable_image_fails_with_one_line(tmp_path):

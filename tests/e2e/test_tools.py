@@ -1,7 +1,15 @@
-"""The demo-data and plotting tools."""
+"""The demo-data, plotting, recipe-checking and precision tools."""
+import json
 import os
 
-from ..helpers import ROOT, run_script
+import pytest
+
+import mindspore as ms
+
+from mindcv.kernels import has_bf16_instructions
+from mindcv.models import create_model
+
+from ..helpers import ROOT, TINY_RUN, run_script
 
 
 def test_digits_imagefolder_has_the_fixed_stratified_split(tmp_path):
@@ -31,3 +39,14 @@ def test_check_mindcv_recipes_counts_what_loads_and_names_what_does_not(tmp_path
     assert result.returncode == 1
     assert result.stdout.splitlines()[0] == "1/2 MindCV recipes load"
     assert "1 x " in result.stdout and "warmup_epoch" in result.stdout
+
+
+@pytest.mark.skipif(not has_bf16_instructions(), reason="this CPU has no bf16 instructions")
+def test_compare_precision_reports_the_agreement_of_bf16_with_fp32(shapes_dataset, tmp_path):
+    ms.set_seed(0)
+    ms.save_checkpoint(create_model("svt_small", num_classes=3), str(tmp_path / "model.ckpt"))
+    result = run_script("tools/compare_precision.py", *TINY_RUN, "--data_dir", shapes_dataset, "--ckpt_path",
+                        tmp_path / "model.ckpt", "--json", tmp_path / "precision.json")
+    report = json.loads((tmp_path / "precision.json").read_text())
+    assert report["images"] == 12 and f"top-1 agrees on {report['top1_agreement']:.2f} %" in result.stdout
+    assert 0 < report["max_abs_logit_difference"] < 0.02 * report["max_abs_logit"]

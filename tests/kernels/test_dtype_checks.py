@@ -26,6 +26,7 @@ ENTRY_POINTS = {
     "BiasAddForward": [(4, 8), (8,), (4, 8)],
     "BiasAddBackward": [(4, 8), (8,)],
     "SumOfSquares": [(4, 8), (3,), (1,)],
+    "MatMulBf16": [(4, 8), (3, 8), (4, 3)],
 }
 OUTPUTS = {"BiasGeluBackward": 2, "PegBackwardWeight": 2, "LayerNormBackward": 3}  # the others have one
 

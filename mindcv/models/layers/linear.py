@@ -1,11 +1,56 @@
-"""Dense layers over the last axis of channels-last tensors, with the bias add as a fused CPU kernel."""
+"""Dense layers over the last axis of channels-last tensors, with the bias add as a fused CPU kernel, and the
+matmul precision switch (fp32, or bf16 on CPUs that multiply bf16 in hardware)."""
+import logging
+
 from mindspore import nn, ops
 from mindspore.common import dtype as mstype
 from mindspore.common.initializer import TruncatedNormal
 
-from ...kernels import bias_add_op, fused_kernels_available
+from ...foundation.errors import InvalidValueError
+from ...foundation.graph_cache import renew_graph_cache
+from ...kernels import bf16_matmul_op, bias_add_op, fused_kernels_available, has_bf16_instructions
 
-__all__ = ["BiasAdd", "Linear"]
+__all__ = ["BiasAdd", "Linear", "PRECISIONS", "RowMatMul", "set_matmul_precision"]
+
+_logger = logging.getLogger(__name__)
+PRECISIONS = ("fp32", "bf16")
+
+
+class RowMatMul(nn.Cell):
+    """``x (rows, in) @ weight (out, in).T``; in bf16 precision (``set_matmul_precision``) an fp32 ``x`` goes
+    through the bf16 GEMM, held as ``fused``."""
+
+    def __init__(self):
+        super().__init__()
+        self.fp32 = ops.MatMul(transpose_b=True)
+        self.fused = None
+
+    def construct(self, x, weight):
+        weight = weight.astype(x.dtype)
+        if self.fused is not None and x.dtype == mstype.float32:
+            return self.fused(x, weight)
+        return self.fp32(x, weight)
+
+
+def set_matmul_precision(model, precision):
+    """Run ``model``'s matmuls (every ``RowMatMul``: the projections, the MLP, the patch convs, the head) in
+    ``precision``: ``fp32``, or ``bf16`` (both operands rounded to bf16, fp32 accumulation), where LayerNorm,
+    softmax, attention and the residuals stay fp32. bf16 needs a CPU with AVX-512-BF16 or AMX and the fused
+    kernels; elsewhere it warns and keeps fp32. Returns the precision in effect."""
+    if precision not in PRECISIONS:
+        raise InvalidValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}.")
+    if precision == "bf16" and not fused_kernels_available():
+        _logger.warning("precision bf16 runs on CPU with the fused kernels only; running fp32.")
+        precision = "fp32"
+    elif precision == "bf16" and not has_bf16_instructions():
+        _logger.warning("This CPU has no bf16 instructions (avx512_bf16 or amx_bf16); running fp32.")
+        precision = "fp32"
+    op = bf16_matmul_op() if precision == "bf16" else None
+    for _, cell in model.cells_and_names():
+        if isinstance(cell, RowMatMul):
+            cell.fused = op
+    renew_graph_cache(model)
+    return precision
 
 
 class BiasAdd(nn.Cell):
@@ -28,11 +73,12 @@ class Linear(nn.Dense):
 
     def __init__(self, in_features, out_features):
         super().__init__(in_features, out_features, weight_init=TruncatedNormal(sigma=0.02), bias_init="zeros")
+        self.matmul = RowMatMul()
         self.add_bias = BiasAdd()
 
     def rows_without_bias(self, x):
         """x @ weight.T as (tokens, out_features), the bias left for a fused consumer to add."""
-        return self.matmul(x.reshape(-1, x.shape[-1]), self.weight.astype(x.dtype))
+        return self.matmul(x.reshape(-1, x.shape[-1]), self.weight)
 
     def construct(self, x):
         return self.add_bias(self.rows_without_bias(x), self.bias).reshape(x.shape[:-1] + (-1,))

@@ -1,10 +1,10 @@
 """Patch embedding on channels-last grids: a kernel == stride convolution computed as one matmul."""
 import math
 
-from mindspore import Parameter, nn, ops
+from mindspore import Parameter, nn
 from mindspore.common.initializer import Normal, initializer
 
-from .linear import BiasAdd
+from .linear import BiasAdd, RowMatMul
 from .norm import LayerNorm
 
 __all__ = ["PatchConv", "PatchEmbed", "conv_init"]
@@ -28,7 +28,7 @@ class PatchConv(nn.Cell):
         self.patch_size = patch_size
         self.weight = Parameter(conv_init((out_channels, in_channels, patch_size, patch_size)), name="weight")
         self.bias = Parameter(initializer("zeros", (out_channels,)), name="bias")
-        self.matmul = ops.MatMul(transpose_b=True)
+        self.matmul = RowMatMul()
         self.add_bias = BiasAdd()
 
     def construct(self, x):
