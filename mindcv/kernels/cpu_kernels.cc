@@ -308,7 +308,8 @@ void ToBf16(const float *src, int64_t n, uint16_t *dst) {
 }
 
 constexpr int kNoOneDnn = 3;
-// Rows of x are converted and multiplied a block at a time, so that the bf16 copy stays in the L2 cache.
+// Rows of x are converted and multiplied a block at a time, so that the bf16 copy stays in the L2 cache; at
+// least as many rows as the weight has, since oneDNN packs the whole weight again for every call.
 constexpr int64_t kGemmBlockElements = 1 << 17;
 constexpr int64_t kGemmMinRows = 64;
 
@@ -585,7 +586,7 @@ int MatMulBf16(int nparam, void **params, int *ndims, int64_t **shapes, const ch
   ParallelFor(n * k, kElementsPerChunk, [=](int, int64_t begin, int64_t end) {
     ToBf16(w + begin, end - begin, weight_bf16 + begin);
   });
-  const int64_t block = std::max(kGemmMinRows, kGemmBlockElements / k);
+  const int64_t block = std::max({kGemmMinRows, kGemmBlockElements / k, n});
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
     thread_local std::vector<uint16_t> rows;
