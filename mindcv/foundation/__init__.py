@@ -12,4 +12,5 @@ from .logger import set_logger, setup_logging
 __all__ = ["CheckpointError", "CheckpointWriteError", "ConfigError", "DownLoad", "DownloadError", "InvalidValueError",
            "JIT_SWITCH", "LauncherError", "MissingPathError", "NonFiniteLossError", "UnknownNameError",
            "UnreadablePathError", "UserError", "compile_construct", "download_url", "file_sha256", "fresh_graph_cache",
-           "get_cache_dir", "read_checkpoint", "renew_graph_cache", "save_checkpoint_atomic", "set_logger", "setup_logging", "write_atomic"]
+           "get_cache_dir", "read_checkpoint", "renew_graph_cache", "save_checkpoint_atomic", "set_logger",
+           "setup_logging", "write_atomic"]

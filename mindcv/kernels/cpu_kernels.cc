@@ -10,8 +10,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
-
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -570,7 +571,7 @@ int SumOfSquares(int nparam, void **params, int *ndims, int64_t **shapes, const 
 }
 
 // y (M, N) = x (M, K) @ w (N, K)^T with x and w rounded to bf16 and the products summed in fp32: the bf16
-// inference matmul (AVX-512-BF16 or AMX through oneDNN). Rows are split over the pool, one oneDNN call per chunk.
+// inference matmul (AVX-512-BF16 or AMX through oneDNN). Rows are split over the pool, one oneDNN call per block.
 int MatMulBf16(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                void *extra) {
   if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
