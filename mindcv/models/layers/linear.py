@@ -22,14 +22,14 @@ class RowMatMul(nn.Cell):
 
     def __init__(self):
         super().__init__()
-        self.fp32 = ops.MatMul(transpose_b=True)
+        self.matmul = ops.MatMul(transpose_b=True)  # not ``fp32``: Cell.to_float sets that name as a flag
         self.fused = None
 
     def construct(self, x, weight):
         weight = weight.astype(x.dtype)
         if self.fused is not None and x.dtype == mstype.float32:
             return self.fused(x, weight)
-        return self.fp32(x, weight)
+        return self.matmul(x, weight)
 
 
 def set_matmul_precision(model, precision):
