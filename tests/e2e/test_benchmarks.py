@@ -11,14 +11,15 @@ def test_bench_models_reports_ours_against_timm(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "bench_models.py"), "--models", "svt_small", "--impls",
-         "timm", "ours-graph", "--dtypes", "fp32", "bf16", "--batch-size", "2", "--image-size", "64", "--warmup", "1",
+         "timm", "ours-graph", "--dtypes", "bf16", "--batch-size", "2", "--image-size", "64", "--warmup", "1",
          "--repeats", "5", "--max-other-load", "64", "--rounds", "1", "--json", str(out)],
         capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("| svt_small")]
+    # bf16 only, to keep CI short: fp32 runs the same code with autocast off and precision="fp32".
     assert [line.split("|")[2:4] for line in table] == [
-        [" inference ", f" {impl} {dtype} "] for dtype in ("fp32", "bf16") for impl in ("timm", "ours-graph")] + [
-        [" training ", f" {impl} {dtype} "] for dtype in ("fp32", "bf16") for impl in ("timm", "ours-graph")]
+        [" inference ", " timm bf16 "], [" inference ", " ours-graph bf16 "], [" training ", " timm bf16 "],
+        [" training ", " ours-graph bf16 "]]
     report = json.loads(out.read_text())
     assert report["valid"] and report["machine"]["peak_gflops"]["float32"] > 0
     for row in report["rows"]:

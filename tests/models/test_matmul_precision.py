@@ -73,12 +73,10 @@ def test_bf16_matmul_gradients_are_the_fp32_matmul_gradients():
 
 
 @needs_bf16
-@pytest.mark.parametrize("name, mode", [("svt_small", "graph"), ("pcpvt_small", "pynative")])
-def test_bf16_model_is_close_to_fp32_and_switches_back(name, mode, request):
-    if mode == "pynative":
-        request.getfixturevalue("pynative_mode")
+def test_bf16_model_is_close_to_fp32_and_switches_back(pynative_mode):
+    # GRAPH mode's bf16 model runs in the infer.py and compare_precision tests.
     ms.set_seed(0)
-    model = create_model(name, num_classes=10)
+    model = create_model("pcpvt_small", num_classes=10)
     model.set_train(False)
     x = ms.Tensor(np.random.default_rng(2).standard_normal((2, 3, 64, 96)).astype(np.float32))
     fp32 = model(x).asnumpy()
