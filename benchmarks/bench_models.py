@@ -7,6 +7,11 @@ whole benchmark exits 1. Usage (needs ``pip install -r benchmarks/requirements.t
 
     python benchmarks/bench_models.py [--models svt_small pcpvt_small] [--batch-size 8] [--image-size 224]
                                       [--threads N] [--dtypes fp32 bf16] [--repeats 7] [--json bench_models.json]
+                                      [--sweep [--plot bench_models_sweep.png]]
+
+``--sweep`` measures how the cost grows instead of one point: inference at each of ``--sweep-batches`` (at
+``--image-size``) and at each of ``--sweep-sizes`` (at ``--batch-size``), training at each of
+``--sweep-train-sizes``; ``--plot`` draws throughput and peak memory along both axes (needs matplotlib).
 
 In bf16, timm runs under ``torch.autocast("cpu", torch.bfloat16)`` and ours with ``create_model(...,
 precision="bf16")``: bf16 matmul operands with fp32 sums, everything else fp32 (in training the backward stays
@@ -30,6 +35,7 @@ RECIPES = {name: os.path.join(ROOT, "configs", "twins", f"{name.split('_')[0]}_{
            for name in TIMM_NAMES}
 DTYPES = ("fp32", "bf16")
 MATMUL_SIZE = 4096
+MEASUREMENT_KEYS = ("model", "task", "impl", "dtype", "batch_size", "image_size")
 
 
 def recipe_args(variant):
@@ -234,12 +240,13 @@ def measure_machine(spec):
         measured[f"torch_{str(dtype).replace('torch.', '')}"] = 2 * n ** 3 / min(times) / 1e9
     peaks = {"measured": measured}
     flops = {}
-    size = spec["image_size"]
     for variant in spec["models"]:
         model = timm.create_model(TIMM_NAMES[variant]).eval()
-        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-            model(torch.randn(1, 3, size, size))
-        flops[variant] = counter.get_total_flops()
+        flops[variant] = {}
+        for size in spec["image_sizes"]:
+            with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+                model(torch.randn(1, 3, size, size))
+            flops[variant][str(size)] = counter.get_total_flops()
     return {"peak_gflops": peaks, "forward_flops_per_image": flops}
 
 
@@ -291,11 +298,11 @@ def summarise(spec, result, peaks, flops):
     times = result["times_s"]
     median = statistics.median(times)
     images = spec["batch_size"]
-    forward = flops.get(spec["model"], 0)
+    forward = flops[spec["model"]][str(spec["image_size"])]
     flops_per_image = forward * (3 if spec["task"] == "training" else 1)
     peak = peaks["bfloat16" if spec["dtype"] == "bf16" else "float32"]
     return {
-        **{k: spec[k] for k in ("model", "task", "impl", "dtype")},
+        **{k: spec[k] for k in MEASUREMENT_KEYS},
         "img_per_s": images / median,
         "img_per_s_min": images / max(times),
         "img_per_s_max": images / min(times),
@@ -309,23 +316,39 @@ def summarise(spec, result, peaks, flops):
 
 
 def markdown(rows, max_other_load):
-    head = ("| model | task | implementation | img/s (median) | min–max | ratio vs timm fp32 | ratio vs timm bf16 "
-            "| % of matmul peak | peak RSS MB | memory vs timm fp32 | compile s | other load |")
+    head = ("| model | task | implementation | batch | px | img/s (median) | min–max | ratio vs timm fp32 "
+            "| ratio vs timm bf16 | % of matmul peak | peak RSS MB | memory vs timm fp32 | compile s | other load |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    reference = {(r["model"], r["task"], r["dtype"]): r for r in rows if r["impl"] == "timm"}
+    reference = {point(r, r["dtype"]): r for r in rows if r["impl"] == "timm"}
 
     def ratio(r, dtype, key="img_per_s"):
-        ref = reference.get((r["model"], r["task"], dtype))
+        ref = reference.get(point(r, dtype))
         return f"{r[key] / ref[key]:.2f}×" if ref else "–"
 
     for r in rows:
         compile_s = f"{r['compile_s']:.1f}" if r["compile_s"] is not None else "–"
         load = f"{r['other_load_cores']:.2f}" + (" CONTENDED" if r["other_load_cores"] > max_other_load else "")
-        lines.append(f"| {r['model']} | {r['task']} | {r['impl']} {r['dtype']} | {r['img_per_s']:.2f} | "
+        lines.append(f"| {r['model']} | {r['task']} | {r['impl']} {r['dtype']} | {r['batch_size']} | "
+                     f"{r['image_size']} | {r['img_per_s']:.2f} | "
                      f"{r['img_per_s_min']:.2f}–{r['img_per_s_max']:.2f} | {ratio(r, 'fp32')} | {ratio(r, 'bf16')} | "
                      f"{r['pct_matmul_peak']:.0f} % | {r['peak_rss_mb']:.0f} | {ratio(r, 'fp32', 'peak_rss_mb')} | "
                      f"{compile_s} | {load} |")
     return "\n".join(lines)
+
+
+def point(row, dtype):
+    """What makes two rows comparable across implementations."""
+    return row["model"], row["task"], dtype, row["batch_size"], row["image_size"]
+
+
+def sweep_points(args):
+    """(task, batch size, image size) of every measurement: one point, or the sweep's two axes."""
+    if not args.sweep:
+        return [(task, args.batch_size, args.image_size) for task in args.tasks]
+    points = {("inference", batch, args.image_size) for batch in args.sweep_batches}
+    points |= {("inference", args.batch_size, size) for size in args.sweep_sizes}
+    points |= {("training", args.batch_size, size) for size in args.sweep_train_sizes}
+    return sorted(p for p in points if p[0] in args.tasks)
 
 
 def parse_args():
@@ -349,10 +372,24 @@ def parse_args():
     parser.add_argument("--max-other-load", type=float, default=0.15,
                         help="cores that other processes may use during a run before it counts as contended")
     parser.add_argument("--json", default="bench_models.json", help="where to write the results")
+    parser.add_argument("--sweep", action="store_true",
+                        help="measure along batch size and image size instead of at one point")
+    parser.add_argument("--sweep-batches", nargs="+", type=int, default=[1, 8, 32],
+                        help="inference batch sizes of --sweep (at --image-size)")
+    parser.add_argument("--sweep-sizes", nargs="+", type=int, default=[224, 384, 512],
+                        help="inference image sizes of --sweep (at --batch-size)")
+    parser.add_argument("--sweep-train-sizes", nargs="+", type=int, default=[224, 384],
+                        help="training image sizes of --sweep (at --batch-size)")
+    parser.add_argument("--plot", help="PNG of the sweep's throughput and memory (default with --sweep: "
+                                       "bench_models_sweep.png)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.repeats < 5:
         parser.error(f"--repeats {args.repeats}: at least 5 timed repeats are needed for a median and spread")
+    if args.plot and not args.sweep:
+        parser.error(f"--plot {args.plot}: plots are drawn from a sweep; add --sweep")
+    if args.sweep and not args.plot:
+        args.plot = "bench_models_sweep.png"
     return args
 
 
@@ -363,7 +400,9 @@ def main():
         return 0
     common = dict(batch_size=args.batch_size, image_size=args.image_size, threads=args.threads,
                   drop_path_rate=args.drop_path_rate, warmup=args.warmup, repeats=args.repeats)
-    machine = run_isolated(dict(common, impl="machine", models=args.models))
+    points = sweep_points(args)
+    machine = run_isolated(dict(common, impl="machine", models=args.models,
+                                image_sizes=sorted({size for _, _, size in points})))
     peaks, flops = machine["peak_gflops"], machine["forward_flops_per_image"]
     ours = run_isolated(dict(common, impl="mindspore-matmul"))
     peaks["measured"].update({f"mindspore_{dtype}": gflops for dtype, gflops in ours.items() if dtype != "peak_rss_mb"})
@@ -374,10 +413,10 @@ def main():
     print(f"{cpu_model()}, {os.cpu_count()} CPUs, {args.threads} threads; "
           f"{MATMUL_SIZE}x{MATMUL_SIZE} matmul GFLOP/s: fp32 MindSpore {measured['mindspore_float32']:.0f}, torch "
           f"{measured['torch_float32']:.0f}; bf16 ours {measured.get('mindspore_bfloat16', 0):.0f}, torch "
-          f"{measured['torch_bfloat16']:.0f}; batch "
-          f"{args.batch_size}, {args.image_size}px, {' and '.join(args.dtypes)}", flush=True)
-    specs = [dict(common, model=model, task=task, impl=impl, dtype=dtype)
-             for model in args.models for task in args.tasks for dtype in args.dtypes for impl in args.impls]
+          f"{measured['torch_bfloat16']:.0f}; "
+          f"{' and '.join(args.dtypes)}", flush=True)
+    specs = [dict(common, model=model, task=task, batch_size=batch, image_size=size, impl=impl, dtype=dtype)
+             for model in args.models for task, batch, size in points for dtype in args.dtypes for impl in args.impls]
     results, failures = {}, []
     # Rounds alternate the implementations, so that a slow spell of the machine does not fall on one of them.
     for _ in range(args.rounds):
@@ -385,9 +424,10 @@ def main():
             if any(f["index"] == index for f in failures):
                 continue
             result = run_isolated(spec)
-            name = f"{spec['model']} {spec['task']} {spec['impl']} {spec['dtype']}"
+            name = (f"{spec['model']} {spec['task']} {spec['impl']} {spec['dtype']} batch {spec['batch_size']} "
+                    f"{spec['image_size']}px")
             if "error" in result:
-                failures.append({"index": index, **{k: spec[k] for k in ("model", "task", "impl", "dtype")}, **result})
+                failures.append({"index": index, **{k: spec[k] for k in MEASUREMENT_KEYS}, **result})
                 print(f"  {name}: FAILED {result['error']}", file=sys.stderr)
                 continue
             results[index] = merge_rounds(results.get(index), result)
@@ -397,12 +437,17 @@ def main():
     table = markdown(rows, args.max_other_load)
     print(table)
     for failure in failures:
-        print(f"\n{failure['model']} {failure['task']} {failure['impl']} {failure['dtype']} does not run: "
-              f"{failure['error']}")
+        print(f"\n{failure['model']} {failure['task']} {failure['impl']} {failure['dtype']} batch "
+              f"{failure['batch_size']} {failure['image_size']}px does not run: {failure['error']}")
     contended = [r for r in rows if r["other_load_cores"] > args.max_other_load]
     with open(args.json, "w") as out:
         json.dump({"valid": not contended, "cpu": cpu_model(), "settings": vars(args) | {"worker": None},
                    "machine": machine, "rows": rows, "failures": failures}, out, indent=1)
+    if args.plot:
+        from plot_sweep import plot_sweep
+
+        plot_sweep(rows, cpu_model(), args.plot, args.batch_size, args.image_size)
+        print(f"\nplot: {args.plot}")
     if failures:
         return 1
     if contended:

@@ -5,7 +5,8 @@
 // non-zero return, which MindSpore raises as a RuntimeError naming the function and the code. Tensors are
 // channels-last, so the innermost loops run over channels and vectorise. Work is split over a pool of
 // threads that sleep on a condition variable between calls rather than OpenMP: OpenMP's idle workers spin
-// and take the cores from MindSpore's own thread pool.
+// and take the cores from MindSpore's own thread pool. Scratch buffers are per call, never thread_local: glibc
+// never unloads a library that registered a thread_local destructor, and its pool would outlive MindSpore's dlclose.
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
@@ -267,7 +268,7 @@ inline RowMoments Moments(const float *row, int64_t channels, float eps) {
 
 // oneDNN's row-major C = alpha * op(A) op(B) + beta * C with bf16 A and B and fp32 accumulation and C. MindSpore
 // loads its own libdnnl.so.3 when imported; it is looked up there rather than linked, so that the library builds
-// without oneDNN and only this kernel needs it. Its threadpool runtime runs a call on the calling thread.
+// without oneDNN and only the kernels that multiply need it. Its threadpool runtime runs a call on the calling thread.
 using GemmBf16 = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t *a,
                          int64_t lda, const uint16_t *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
@@ -313,6 +314,138 @@ constexpr int kNoOneDnn = 3;
 // least as many rows as the weight has, since oneDNN packs the whole weight again for every call.
 constexpr int64_t kGemmBlockElements = 1 << 17;
 constexpr int64_t kGemmMinRows = 64;
+
+using Sgemm = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                      int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+// oneDNN's row-major fp32 GEMM, found the same way: it takes a leading dimension per operand, so one head's
+// channels are multiplied where they lie, without the transposes that splitting heads costs otherwise.
+Sgemm OneDnnSgemm() {
+  static const Sgemm gemm = [] {
+    void *library = dlopen("libdnnl.so.3", RTLD_NOW | RTLD_NOLOAD);
+    return library ? reinterpret_cast<Sgemm>(dlsym(library, "dnnl_sgemm")) : nullptr;
+  }();
+  return gemm;
+}
+
+// Tokens (batch, length, ld) of which one attention operand takes ``channels`` channels from ``offset`` on:
+// head h of batch b starts at data + b * length * ld + offset + h * head_dim, rows ld apart.
+struct Operand {
+  const float *data;
+  int64_t length;
+  int64_t ld;
+
+  const float *Head(int64_t b, int64_t h, int64_t head_dim) const { return data + b * length * ld + h * head_dim; }
+};
+
+struct AttentionShape {
+  int64_t batch, heads, head_dim, channels;
+  float scale;
+};
+
+constexpr int kBadHeads = 4;
+
+// False unless ``heads`` is a whole number of heads that divides the channels.
+bool GetAttentionShape(int64_t batch, int64_t channels, float heads, AttentionShape *shape) {
+  const int64_t h = static_cast<int64_t>(heads);
+  if (h < 1 || static_cast<float>(h) != heads || channels % h != 0) return false;
+  *shape = {batch, h, channels / h, channels, 1.0f / std::sqrt(static_cast<float>(channels / h))};
+  return true;
+}
+
+// Each row of p (rows, n) becomes softmax(p row), in place.
+void SoftmaxRows(float *p, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float *row = p + r * n;
+    float top = row[0];
+#pragma omp simd reduction(max : top)
+    for (int64_t j = 1; j < n; ++j) top = std::max(top, row[j]);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; ++j) {
+      row[j] = Exp(row[j] - top);
+      sum += row[j];
+    }
+    const float inverse = 1.0f / sum;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) row[j] *= inverse;
+  }
+}
+
+// Query rows per block: the block's scores (rows, keys) stay in the L1/L2 cache.
+int64_t QueryBlock(int64_t keys) { return std::max<int64_t>(16, kGemmBlockElements / 8 / keys); }
+
+// out = softmax(scale * q k^T) v for every batch entry and head, q, k, v and out in token layout. Work items are
+// (batch, head, block of query rows).
+int AttendForward(const Operand &q, const Operand &k, const Operand &v, float *out, const AttentionShape &s) {
+  const Sgemm gemm = OneDnnSgemm();
+  if (gemm == nullptr) return kNoOneDnn;
+  const int64_t keys = k.length, block = QueryBlock(keys), blocks = (q.length + block - 1) / block;
+  std::atomic<int> status{0};
+  ParallelFor(s.batch * s.heads * blocks, 1, [&](int, int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(block * keys));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / (s.heads * blocks), h = item / blocks % s.heads, first = item % blocks * block;
+      const int64_t rows = std::min(block, q.length - first);
+      const float *q_rows = q.Head(b, h, s.head_dim) + first * q.ld;
+      float *out_rows = out + (b * q.length + first) * s.channels + h * s.head_dim;
+      int result = gemm('N', 'T', rows, keys, s.head_dim, s.scale, q_rows, q.ld, k.Head(b, h, s.head_dim), k.ld,
+                        0.0f, scores.data(), keys);
+      SoftmaxRows(scores.data(), rows, keys);
+      result |= gemm('N', 'N', rows, s.head_dim, keys, 1.0f, scores.data(), keys, v.Head(b, h, s.head_dim), v.ld,
+                     0.0f, out_rows, s.channels);
+      if (result != 0) status = 100 + result;
+    }
+  });
+  return status;
+}
+
+// The gradients of AttendForward, given its output and dout (token layout, channels wide): dq, dk, dv in the
+// layout of q, k, v. Work items are (batch, head), since dk and dv sum over every query row; the scores are
+// recomputed block by block, and dsoftmax uses rowsum(dout * out) for rowsum(dp * p).
+int AttendBackward(const Operand &q, const Operand &k, const Operand &v, const float *out, const float *dout,
+                   float *dq, float *dk, float *dv, const AttentionShape &s) {
+  const Sgemm gemm = OneDnnSgemm();
+  if (gemm == nullptr) return kNoOneDnn;
+  const int64_t keys = k.length, block = QueryBlock(keys), d = s.head_dim;
+  std::atomic<int> status{0};
+  ParallelFor(s.batch * s.heads, 1, [&](int, int64_t begin, int64_t end) {
+    std::vector<float> probs(static_cast<size_t>(block * keys)), dprobs(probs.size());
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / s.heads, h = item % s.heads;
+      const float *k_head = k.Head(b, h, d), *v_head = v.Head(b, h, d);
+      float *dk_head = dk + (k_head - k.data), *dv_head = dv + (v_head - v.data);
+      int result = 0;
+      for (int64_t first = 0; first < q.length; first += block) {
+        const int64_t rows = std::min(block, q.length - first);
+        const float *q_rows = q.Head(b, h, d) + first * q.ld;
+        const int64_t token_offset = (b * q.length + first) * s.channels + h * d;
+        const float beta = first == 0 ? 0.0f : 1.0f;
+        result |= gemm('N', 'T', rows, keys, d, s.scale, q_rows, q.ld, k_head, k.ld, 0.0f, probs.data(), keys);
+        SoftmaxRows(probs.data(), rows, keys);
+        result |= gemm('T', 'N', keys, d, rows, 1.0f, probs.data(), keys, dout + token_offset, s.channels, beta,
+                       dv_head, v.ld);
+        result |= gemm('N', 'T', rows, keys, d, 1.0f, dout + token_offset, s.channels, v_head, v.ld, 0.0f,
+                       dprobs.data(), keys);
+        for (int64_t r = 0; r < rows; ++r) {
+          const float *o = out + token_offset + r * s.channels, *g = dout + token_offset + r * s.channels;
+          float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+          for (int64_t c = 0; c < d; ++c) dot += o[c] * g[c];
+          float *p = probs.data() + r * keys, *dp = dprobs.data() + r * keys;
+#pragma omp simd
+          for (int64_t j = 0; j < keys; ++j) dp[j] = p[j] * (dp[j] - dot);
+        }
+        result |= gemm('N', 'N', rows, d, keys, s.scale, dprobs.data(), keys, k_head, k.ld, 0.0f,
+                       dq + (q_rows - q.data), q.ld);
+        result |= gemm('T', 'N', keys, d, rows, s.scale, dprobs.data(), keys, q_rows, q.ld, beta, dk_head, k.ld);
+      }
+      if (result != 0) status = 100 + result;
+    }
+  });
+  return status;
+}
+
 
 }  // namespace
 
@@ -581,8 +714,7 @@ int MatMulBf16(int nparam, void **params, int *ndims, int64_t **shapes, const ch
   const float *w = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
   const int64_t m = shapes[0][0], k = shapes[0][1], n = shapes[1][0];
-  thread_local std::vector<uint16_t> weight;
-  weight.resize(static_cast<size_t>(n * k));
+  std::vector<uint16_t> weight(static_cast<size_t>(n * k));
   uint16_t *weight_bf16 = weight.data();
   ParallelFor(n * k, kElementsPerChunk, [=](int, int64_t begin, int64_t end) {
     ToBf16(w + begin, end - begin, weight_bf16 + begin);
@@ -590,8 +722,7 @@ int MatMulBf16(int nparam, void **params, int *ndims, int64_t **shapes, const ch
   const int64_t block = std::max({kGemmMinRows, kGemmBlockElements / k, n});
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
-    thread_local std::vector<uint16_t> rows;
-    rows.resize(static_cast<size_t>(std::min(block, end - begin) * k));
+    std::vector<uint16_t> rows(static_cast<size_t>(std::min(block, end - begin) * k));
     for (int64_t first = begin; first < end; first += block) {
       const int64_t count = std::min(block, end - first);
       ToBf16(x + first * k, count * k, rows.data());
@@ -600,6 +731,60 @@ int MatMulBf16(int nparam, void **params, int *ndims, int64_t **shapes, const ch
     }
   });
   return status;
+}
+
+// Multi-head softmax attention, softmax(q k^T / sqrt(head_dim)) v per head, on tokens: the heads are channel
+// groups, never split into their own axis. Inputs: q (B, Lq, C), kv (B, Lk, 2C) with k then v, heads (1).
+// Output: out (B, Lq, C).
+int AttentionForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                     void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
+  const auto *q = static_cast<const float *>(params[0]), *kv = static_cast<const float *>(params[1]);
+  const int64_t c = shapes[0][2];
+  AttentionShape s;
+  if (!GetAttentionShape(shapes[0][0], c, *static_cast<const float *>(params[2]), &s)) return kBadHeads;
+  return AttendForward({q, shapes[0][1], c}, {kv, shapes[1][1], 2 * c}, {kv + c, shapes[1][1], 2 * c},
+                       static_cast<float *>(params[3]), s);
+}
+
+// Inputs: q, kv, heads as AttentionForward's, its output out and dout. Outputs: dq like q, dkv like kv.
+int AttentionBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                      void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
+  const auto *q = static_cast<const float *>(params[0]), *kv = static_cast<const float *>(params[1]);
+  auto *dkv = static_cast<float *>(params[6]);
+  const int64_t c = shapes[0][2];
+  AttentionShape s;
+  if (!GetAttentionShape(shapes[0][0], c, *static_cast<const float *>(params[2]), &s)) return kBadHeads;
+  return AttendBackward({q, shapes[0][1], c}, {kv, shapes[1][1], 2 * c}, {kv + c, shapes[1][1], 2 * c},
+                        static_cast<const float *>(params[3]), static_cast<const float *>(params[4]),
+                        static_cast<float *>(params[5]), dkv, dkv + c, s);
+}
+
+// The same attention with q, k and v packed as qkv (B, L, 3C), heads (1). Output: out (B, L, C).
+int PackedAttentionForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                           void *stream, void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
+  const auto *qkv = static_cast<const float *>(params[0]);
+  const int64_t length = shapes[0][1], c = shapes[0][2] / 3;
+  AttentionShape s;
+  if (!GetAttentionShape(shapes[0][0], c, *static_cast<const float *>(params[1]), &s)) return kBadHeads;
+  return AttendForward({qkv, length, 3 * c}, {qkv + c, length, 3 * c}, {qkv + 2 * c, length, 3 * c},
+                       static_cast<float *>(params[2]), s);
+}
+
+// Inputs: qkv, heads, out, dout. Output: dqkv like qkv.
+int PackedAttentionBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                            void *stream, void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
+  const auto *qkv = static_cast<const float *>(params[0]);
+  auto *dqkv = static_cast<float *>(params[4]);
+  const int64_t length = shapes[0][1], c = shapes[0][2] / 3;
+  AttentionShape s;
+  if (!GetAttentionShape(shapes[0][0], c, *static_cast<const float *>(params[1]), &s)) return kBadHeads;
+  return AttendBackward({qkv, length, 3 * c}, {qkv + c, length, 3 * c}, {qkv + 2 * c, length, 3 * c},
+                        static_cast<const float *>(params[2]), static_cast<const float *>(params[3]), dqkv,
+                        dqkv + c, dqkv + 2 * c, s);
 }
 
 }  // extern "C"

@@ -84,6 +84,30 @@ def bf16_matmul_op():
     return _custom("MatMulBf16", lambda x, weight: [x[0], weight[0]], lambda x, weight: x, bprop)
 
 
+def attention_op():
+    """``op(q, kv, heads)``: multi-head ``softmax(q k^T / sqrt(head_dim)) v`` of fp32 tokens q (B, Lq, C) and
+    kv (B, Lk, 2C) (k, then v), the heads being channel groups and ``heads`` their number as a (1,) tensor; the
+    output is (B, Lq, C). Differentiable in q and kv."""
+    backward = _custom("AttentionBackward", lambda q, kv, heads, out, dout: (q, kv),
+                       lambda q, kv, heads, out, dout: (q, q))
+
+    def bprop(q, kv, heads, out, dout):
+        dq, dkv = backward(q, kv, heads, out, dout)
+        return dq, dkv, ops.zeros_like(heads)
+
+    return _custom("AttentionForward", lambda q, kv, heads: q, lambda q, kv, heads: q, bprop)
+
+
+def packed_attention_op():
+    """``op(qkv, heads)``: ``attention_op``'s attention with q, k and v packed as qkv (B, L, 3C); (B, L, C) out."""
+    backward = _custom("PackedAttentionBackward", lambda qkv, heads, out, dout: qkv, _same)
+
+    def bprop(qkv, heads, out, dout):
+        return backward(qkv, heads, out, dout), ops.zeros_like(heads)
+
+    return _custom("PackedAttentionForward", lambda qkv, heads: list(qkv[:-1]) + [qkv[-1] // 3], _same, bprop)
+
+
 def sum_of_squares_op():
     """``op(*tensors)``: the sum of squares of every element of any number of fp32 tensors, as a (1,) tensor."""
     return _custom("SumOfSquares", lambda *shapes: [1], lambda *dtypes: dtypes[0])

@@ -5,18 +5,19 @@
 Parameter names and shapes are the reference's (timm ``twins_*``, the official release), so converted
 weights load by name and the logits match. Tokens stay on a channels-last grid (B, H, W, C) between
 stages. Choices made for speed on MindSpore CPU without changing the numbers: convolutions whose kernel
-equals their stride (patch embeddings, GSA sub-sampling) run as one matmul over patches; q/k/v are computed
-from slices of their fused weight instead of slicing the fused activation; in fp32 on CPU, LayerNorm, bias
-adds, fc1's bias with the GELU, and the PEG depthwise conv run as fused kernels (``mindcv.kernels``).
+equals their stride (patch embeddings, GSA sub-sampling) run as one matmul over patches; in fp32 on CPU, LayerNorm,
+bias adds, fc1's bias with the GELU, the PEG depthwise conv and the attention itself (on the projected tokens,
+heads never split into an axis of their own) run as fused kernels (``mindcv.kernels``); elsewhere q/k/v are
+computed from slices of their fused weight instead of slicing the fused activation.
 """
 import numpy as np
 
-from mindspore import nn, ops
+from mindspore import Tensor, nn, ops
 from mindspore.common import dtype as mstype
 
 from ..foundation.errors import InvalidValueError
 from ..foundation.graph_cache import renew_graph_cache
-from ..kernels import fused_kernels_available, peg_op
+from ..kernels import attention_op, fused_kernels_available, packed_attention_op, peg_op
 from .helpers import build_model_with_cfg
 from .layers import (BiasAdd, DropPath, LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, RowMatMul, conv_init, dropout,
                      export_form, number_random_streams)
@@ -94,9 +95,10 @@ class PosConv(nn.Cell):
 
 
 class Attention(nn.Cell):
-    """Multi-head attention core shared by GSA and LSA: q/k/v projections from weight slices."""
+    """Multi-head attention core shared by GSA and LSA. In fp32 on CPU one fused kernel (``fused``) attends on the
+    projected tokens directly; otherwise q/k/v are projected from weight slices and split into heads."""
 
-    def __init__(self, dim, num_heads, attn_drop, proj_drop):
+    def __init__(self, dim, num_heads, attn_drop, proj_drop, fused_op):
         super().__init__()
         if dim % num_heads:
             raise InvalidValueError(f"dim {dim} is not divisible by num_heads {num_heads}.")
@@ -110,6 +112,12 @@ class Attention(nn.Cell):
         self.add_bias = BiasAdd()
         self.scores = ops.BatchMatMul(transpose_b=True)
         self.weighted_sum = ops.BatchMatMul()
+        # The kernel has no dropout of the attention weights.
+        self.fused = fused_op() if fused_kernels_available() and attn_drop == 0 else None
+        self.head_count = Tensor([num_heads], mstype.float32)
+
+    def runs_fused(self, x):
+        return self.fused is not None and x.dtype == mstype.float32
 
     def heads(self, x, weight, bias):
         """Project (N, L, C) tokens with ``weight``/``bias`` and split into (N, heads, L, head_dim)."""
@@ -132,7 +140,7 @@ class GlobalSubsampledAttention(Attention):
     """GSA: every token attends to a grid sub-sampled by a ``sr_ratio`` strided conv."""
 
     def __init__(self, dim, num_heads, sr_ratio, attn_drop=0.0, proj_drop=0.0):
-        super().__init__(dim, num_heads, attn_drop, proj_drop)
+        super().__init__(dim, num_heads, attn_drop, proj_drop, attention_op)
         self.q = Linear(dim, dim)
         self.kv = Linear(dim, 2 * dim)
         self.sr_ratio = sr_ratio
@@ -142,14 +150,19 @@ class GlobalSubsampledAttention(Attention):
 
     def construct(self, x):
         b, h, w, c = x.shape
-        q = self.heads(x.reshape(b, h * w, c), self.q.weight * self.scale, self.q.bias * self.scale)
+        tokens = x.reshape(b, h * w, c)
         if self.sr_ratio > 1:
             x = self.norm(self.sr(x))
         _, kh, kw, _ = x.shape
         x = x.reshape(b, kh * kw, c)
-        k = self.heads(x, self.kv.weight[:c], self.kv.bias[:c])
-        v = self.heads(x, self.kv.weight[c:], self.kv.bias[c:])
-        return self.output(self.attend(q, k, v).reshape(b, h, w, c))
+        if self.runs_fused(x):
+            out = self.fused(self.q(tokens), self.kv(x), self.head_count)
+        else:
+            q = self.heads(tokens, self.q.weight * self.scale, self.q.bias * self.scale)
+            k = self.heads(x, self.kv.weight[:c], self.kv.bias[:c])
+            v = self.heads(x, self.kv.weight[c:], self.kv.bias[c:])
+            out = self.attend(q, k, v)
+        return self.output(out.reshape(b, h, w, c))
 
 
 class LocallyGroupedAttention(Attention):
@@ -157,9 +170,19 @@ class LocallyGroupedAttention(Attention):
     exactly as the reference does."""
 
     def __init__(self, dim, num_heads, window_size, attn_drop=0.0, proj_drop=0.0):
-        super().__init__(dim, num_heads, attn_drop, proj_drop)
+        super().__init__(dim, num_heads, attn_drop, proj_drop, packed_attention_op)
         self.qkv = Linear(dim, 3 * dim)
         self.window_size = window_size
+
+    def attend_windows(self, windows):
+        """(windows, ws * ws, C) tokens attending within each window, same shape out."""
+        if self.runs_fused(windows):
+            return self.fused(self.qkv(windows), self.head_count)
+        c, weight, bias = self.dim, self.qkv.weight, self.qkv.bias
+        q = self.heads(windows, weight[:c] * self.scale, bias[:c] * self.scale)
+        k = self.heads(windows, weight[c:2 * c], bias[c:2 * c])
+        v = self.heads(windows, weight[2 * c:], bias[2 * c:])
+        return self.attend(q, k, v)
 
     def construct(self, x):
         b, h, w, c = x.shape
@@ -173,11 +196,7 @@ class LocallyGroupedAttention(Attention):
             x = ops.concat((x, ops.zeros((b, h + pad_b, pad_r, c), x.dtype)), axis=2)
         nh, nw = (h + pad_b) // ws, (w + pad_r) // ws
         windows = x.reshape(b, nh, ws, nw, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, ws * ws, c)
-        weight, bias = self.qkv.weight, self.qkv.bias
-        q = self.heads(windows, weight[:c] * self.scale, bias[:c] * self.scale)
-        k = self.heads(windows, weight[c:2 * c], bias[c:2 * c])
-        v = self.heads(windows, weight[2 * c:], bias[2 * c:])
-        out = self.attend(q, k, v).reshape(b, nh, nw, ws, ws, c).transpose(0, 1, 3, 2, 4, 5)
+        out = self.attend_windows(windows).reshape(b, nh, nw, ws, ws, c).transpose(0, 1, 3, 2, 4, 5)
         out = out.reshape(b, nh * ws, nw * ws, c)
         if pad_b or pad_r:
             out = out[:, :h, :w, :]

@@ -1,25 +1,58 @@
-"""benchmarks/bench_models.py runs end to end and reports what the README's Performance table shows."""
+"""benchmarks/bench_models.py runs end to end and reports what the README's Performance table and plot show."""
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
 
 from ..helpers import ROOT
 
 
-def test_bench_models_reports_ours_against_timm(tmp_path):
-    out = tmp_path / "bench.json"
+def _benchmark_module(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sweep_measures_both_axes_around_the_fixed_point():
+    bench = _benchmark_module("bench_models")
+    args = SimpleNamespace(sweep=True, tasks=["inference", "training"], batch_size=8, image_size=224,
+                           sweep_batches=[1, 8, 32], sweep_sizes=[224, 384, 512], sweep_train_sizes=[224, 384])
+    assert bench.sweep_points(args) == [("inference", 1, 224), ("inference", 8, 224), ("inference", 8, 384),
+                                        ("inference", 8, 512), ("inference", 32, 224), ("training", 8, 224),
+                                        ("training", 8, 384)]
+    args.sweep, args.tasks = False, ["training"]
+    assert bench.sweep_points(args) == [("training", 8, 224)]
+
+
+def test_plot_needs_a_sweep(tmp_path):
+    plot = _benchmark_module("plot_sweep")
+    rows = [{"model": "svt_small", "task": "inference", "impl": impl, "dtype": "fp32", "batch_size": 8,
+             "image_size": 224, "img_per_s": 20.0, "peak_rss_mb": 1000.0} for impl in ("timm", "ours-graph")]
+    with pytest.raises(ValueError, match="2 rows at one batch size and image size"):
+        plot.plot_sweep(rows, "cpu", str(tmp_path / "p.png"), 8, 224)
+
+
+def test_bench_models_sweep_reports_ours_against_timm_and_plots_it(tmp_path):
+    out, png = tmp_path / "bench.json", tmp_path / "sweep.png"
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "bench_models.py"), "--models", "svt_small", "--impls",
-         "timm", "ours-graph", "--dtypes", "bf16", "--batch-size", "2", "--image-size", "64", "--warmup", "1",
-         "--repeats", "5", "--max-other-load", "64", "--rounds", "1", "--json", str(out)],
+         "timm", "ours-graph", "--dtypes", "bf16", "--batch-size", "2", "--image-size", "64", "--sweep",
+         "--sweep-batches", "1", "2", "--sweep-sizes", "64", "--sweep-train-sizes", "64", "--warmup", "1",
+         "--repeats", "5", "--max-other-load", "64", "--rounds", "1", "--json", str(out), "--plot", str(png)],
         capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("| svt_small")]
     # bf16 only, to keep CI short: fp32 runs the same code with autocast off and precision="fp32".
-    assert [line.split("|")[2:4] for line in table] == [
-        [" inference ", " timm bf16 "], [" inference ", " ours-graph bf16 "], [" training ", " timm bf16 "],
-        [" training ", " ours-graph bf16 "]]
+    assert [[cell.strip() for cell in line.split("|")[2:6]] for line in table] == [
+        [task, f"{impl} bf16", batch, "64"] for task, batch in (("inference", "1"), ("inference", "2"),
+                                                                ("training", "2")) for impl in ("timm", "ours-graph")]
+    assert all(line.split("|")[9].strip().endswith("×") for line in table)  # each row has its own timm point
     report = json.loads(out.read_text())
     assert report["valid"] and report["machine"]["peak_gflops"]["float32"] > 0
     for row in report["rows"]:
@@ -27,3 +60,5 @@ def test_bench_models_reports_ours_against_timm(tmp_path):
         assert 0 < row["pct_matmul_peak"] < 100
     ours = [row for row in report["rows"] if row["impl"] == "ours-graph"]
     assert all(row["compile_s"] > 0 for row in ours)
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.width > image.height > 300

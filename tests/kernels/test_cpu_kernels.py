@@ -190,6 +190,75 @@ def test_sum_of_squares_covers_every_element_of_every_tensor():
     assert total.shape == (1,) and total[0] == pytest.approx(expected, rel=1e-6)
 
 
+def split_heads(tokens, heads):
+    b, length, c = tokens.shape
+    return tokens.reshape(b, length, heads, c // heads).transpose(0, 2, 1, 3)
+
+
+def heads_attention(q, k, v, heads):
+    """The reference's attention: heads split into an axis, softmax(q k^T * scale) v, heads merged again."""
+    b, length, c = q.shape
+    scores = ops.matmul(split_heads(q, heads), split_heads(k, heads).swapaxes(-1, -2)) * (c // heads) ** -0.5
+    out = ops.matmul(ops.softmax(scores, axis=-1), split_heads(v, heads))
+    return out.transpose(0, 2, 1, 3).reshape(b, length, c)
+
+
+class PairAttention(nn.Cell):
+    """q attending to a Parameter kv (B, Lk, 2C); ``fused`` picks the kernel or heads_attention."""
+
+    def __init__(self, kv, heads, fused):
+        super().__init__()
+        self.kv, self.heads = kv, heads
+        self.op = cpu_kernels.attention_op() if fused else None
+
+    def construct(self, q):
+        if self.op is not None:
+            return self.op(q, self.kv, ms.Tensor([self.heads], ms.float32))
+        c = q.shape[-1]
+        return heads_attention(q, self.kv[..., :c], self.kv[..., c:], self.heads)
+
+
+class PackedAttention(nn.Cell):
+    def __init__(self, heads, fused):
+        super().__init__()
+        self.heads = heads
+        self.op = cpu_kernels.packed_attention_op() if fused else None
+
+    def construct(self, qkv):
+        if self.op is not None:
+            return self.op(qkv, ms.Tensor([self.heads], ms.float32))
+        c = qkv.shape[-1] // 3
+        return heads_attention(qkv[..., :c], qkv[..., c:2 * c], qkv[..., 2 * c:], self.heads)
+
+
+# (batch, query tokens, key tokens, channels, heads): GSA's shapes, one whose queries span several blocks of the
+# kernel (and so sum dk and dv over blocks), and self-attention over more keys than queries per block.
+@pytest.mark.parametrize("batch, queries, keys, channels, heads", [(2, 50, 9, 64, 2), (1, 800, 49, 40, 1),
+                                                                   (2, 7, 700, 32, 4)])
+def test_fused_attention_equals_split_heads_attention_and_its_gradients(batch, queries, keys, channels, heads):
+    rng = np.random.default_rng(6)
+    q = ms.Tensor(rng.standard_normal((batch, queries, channels)).astype(np.float32))
+    kv = ms.Parameter(ms.Tensor(rng.standard_normal((batch, keys, 2 * channels)).astype(np.float32)), name="kv")
+    dy = ms.Tensor(rng.standard_normal((batch, queries, channels)).astype(np.float32))
+    assert_same_values_and_gradients(PairAttention(kv, heads, True), PairAttention(kv, heads, False), q, dy, [kv],
+                                     ("d kv",))
+
+
+def test_fused_packed_attention_equals_split_heads_attention_and_its_gradients():
+    rng = np.random.default_rng(7)
+    qkv = ms.Tensor(rng.standard_normal((6, 49, 3 * 64)).astype(np.float32) * 2)
+    dy = ms.Tensor(rng.standard_normal((6, 49, 64)).astype(np.float32))
+    assert_same_values_and_gradients(PackedAttention(2, True), PackedAttention(2, False), qkv, dy, [], ())
+
+
+@pytest.mark.parametrize("heads", [0.0, 3.0, 1.5])
+def test_attention_refuses_a_head_count_that_does_not_divide_the_channels(heads):
+    q, kv = ms.Tensor(np.ones((1, 4, 8), np.float32)), ms.Parameter(ms.Tensor(np.ones((1, 3, 16), np.float32)))
+    op = PairAttention(kv, heads, True)
+    with pytest.raises(RuntimeError, match=r"function\(AttentionForward\) is 4"):
+        op(q).asnumpy()
+
+
 def test_model_is_the_same_with_and_without_fused_kernels(fresh_library, monkeypatch, tmp_path):
     fused_model = create_model("svt_small", num_classes=10)
     checkpoint = tmp_path / "weights.ckpt"

@@ -27,8 +27,15 @@ ENTRY_POINTS = {
     "BiasAddBackward": [(4, 8), (8,)],
     "SumOfSquares": [(4, 8), (3,), (1,)],
     "MatMulBf16": [(4, 8), (3, 8), (4, 3)],
+    "AttentionForward": [(2, 4, 8), (2, 3, 16), (1,), (2, 4, 8)],
+    "AttentionBackward": [(2, 4, 8), (2, 3, 16), (1,), (2, 4, 8), (2, 4, 8), (2, 4, 8), (2, 3, 16)],
+    "PackedAttentionForward": [(2, 4, 24), (1,), (2, 4, 8)],
+    "PackedAttentionBackward": [(2, 4, 24), (1,), (2, 4, 8), (2, 4, 8), (2, 4, 24)],
 }
-OUTPUTS = {"BiasGeluBackward": 2, "PegBackwardWeight": 2, "LayerNormBackward": 3}  # the others have one
+OUTPUTS = {"BiasGeluBackward": 2, "PegBackwardWeight": 2, "LayerNormBackward": 3, "AttentionBackward": 2}
+# Inputs that are counts rather than data: (entry point, position) -> value.
+COUNTS = {("AttentionForward", 2): 2, ("AttentionBackward", 2): 2, ("PackedAttentionForward", 1): 2,
+          ("PackedAttentionBackward", 1): 2}
 
 
 def test_every_entry_point_of_the_source_is_checked_here():
@@ -42,7 +49,8 @@ def arrays_for(name):
     shapes = ENTRY_POINTS[name]
     inputs = len(shapes) - OUTPUTS.get(name, 1)
     rng = np.random.default_rng(0)
-    return ([rng.uniform(0.5, 1.5, shape).astype(np.float32) for shape in shapes[:inputs]]
+    return ([np.full(shape, COUNTS[name, i], np.float32) if (name, i) in COUNTS
+             else rng.uniform(0.5, 1.5, shape).astype(np.float32) for i, shape in enumerate(shapes[:inputs])]
             + [np.full(shape, np.nan, np.float32) for shape in shapes[inputs:]]), inputs
 
 
