@@ -315,6 +315,36 @@ constexpr int kNoOneDnn = 3;
 constexpr int64_t kGemmBlockElements = 1 << 17;
 constexpr int64_t kGemmMinRows = 64;
 
+// ``n`` floats as bf16, converted in parallel.
+std::vector<uint16_t> ToBf16Parallel(const float *src, int64_t n) {
+  std::vector<uint16_t> out(static_cast<size_t>(n));
+  uint16_t *dst = out.data();
+  ParallelFor(n, kElementsPerChunk, [=](int, int64_t begin, int64_t end) {
+    ToBf16(src + begin, end - begin, dst + begin);
+  });
+  return out;
+}
+
+// y (M, N) = x (M, K) @ w (N, K)^T with x and w rounded to bf16, fp32 sums. Rows of x are split over the pool and
+// converted a block at a time, one oneDNN call per block.
+int RowBlockedGemmBf16(const float *x, int64_t m, int64_t k, const float *w, int64_t n, float *y) {
+  const GemmBf16 gemm = OneDnnGemmBf16();
+  if (gemm == nullptr) return kNoOneDnn;
+  const std::vector<uint16_t> w_bf16 = ToBf16Parallel(w, n * k);
+  const int64_t block = std::max({kGemmMinRows, kGemmBlockElements / k, n});
+  std::atomic<int> status{0};
+  ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
+    std::vector<uint16_t> rows(static_cast<size_t>(std::min(block, end - begin) * k));
+    for (int64_t first = begin; first < end; first += block) {
+      const int64_t count = std::min(block, end - first);
+      ToBf16(x + first * k, count * k, rows.data());
+      const int result = gemm('N', 'T', count, n, k, 1.0f, rows.data(), k, w_bf16.data(), k, 0.0f, y + first * n, n);
+      if (result != 0) status = 100 + result;
+    }
+  });
+  return status;
+}
+
 using Sgemm = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                       int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
@@ -708,27 +738,32 @@ int SumOfSquares(int nparam, void **params, int *ndims, int64_t **shapes, const 
 int MatMulBf16(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                void *extra) {
   if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
+  return RowBlockedGemmBf16(static_cast<const float *>(params[0]), shapes[0][0], shapes[0][1],
+                            static_cast<const float *>(params[1]), shapes[1][0], static_cast<float *>(params[2]));
+}
+
+// MatMulBf16's gradients: dx (M, K) = dy (M, N) @ w (N, K) and dw (N, K) = dy^T @ x (M, K), every operand rounded to
+// bf16 once for both, fp32 sums. dx is split over the pool by rows, dw by bands of its rows (each summing over M).
+int MatMulBf16Backward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                       void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
   const GemmBf16 gemm = OneDnnGemmBf16();
   if (gemm == nullptr) return kNoOneDnn;
-  const float *x = static_cast<const float *>(params[0]);
-  const float *w = static_cast<const float *>(params[1]);
-  float *y = static_cast<float *>(params[2]);
-  const int64_t m = shapes[0][0], k = shapes[0][1], n = shapes[1][0];
-  std::vector<uint16_t> weight(static_cast<size_t>(n * k));
-  uint16_t *weight_bf16 = weight.data();
-  ParallelFor(n * k, kElementsPerChunk, [=](int, int64_t begin, int64_t end) {
-    ToBf16(w + begin, end - begin, weight_bf16 + begin);
-  });
-  const int64_t block = std::max({kGemmMinRows, kGemmBlockElements / k, n});
+  const int64_t m = shapes[0][0], n = shapes[0][1], k = shapes[1][1];
+  const std::vector<uint16_t> dy = ToBf16Parallel(static_cast<const float *>(params[0]), m * n);
+  const std::vector<uint16_t> x = ToBf16Parallel(static_cast<const float *>(params[1]), m * k);
+  const std::vector<uint16_t> w = ToBf16Parallel(static_cast<const float *>(params[2]), n * k);
+  float *dx = static_cast<float *>(params[3]), *dw = static_cast<float *>(params[4]);
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
-    std::vector<uint16_t> rows(static_cast<size_t>(std::min(block, end - begin) * k));
-    for (int64_t first = begin; first < end; first += block) {
-      const int64_t count = std::min(block, end - first);
-      ToBf16(x + first * k, count * k, rows.data());
-      const int result = gemm('N', 'T', count, n, k, 1.0f, rows.data(), k, weight_bf16, k, 0.0f, y + first * n, n);
-      if (result != 0) status = 100 + result;
-    }
+    const int result = gemm('N', 'N', end - begin, k, n, 1.0f, dy.data() + begin * n, n, w.data(), k, 0.0f,
+                            dx + begin * k, k);
+    if (result != 0) status = 100 + result;
+  });
+  ParallelFor(n, 16, [&](int, int64_t begin, int64_t end) {
+    const int result = gemm('T', 'N', end - begin, k, m, 1.0f, dy.data() + begin, n, x.data(), k, 0.0f,
+                            dw + begin * k, k);
+    if (result != 0) status = 100 + result;
   });
   return status;
 }

@@ -77,9 +77,11 @@ def layer_norm_op():
 
 def bf16_matmul_op():
     """``op(x, weight)``: ``x (M, K) @ weight (N, K).T`` of fp32 tensors with both rounded to bf16 and the products
-    summed in fp32 (oneDNN's bf16 GEMM), as an fp32 (M, N) tensor. Its gradient is the fp32 one."""
+    summed in fp32 (oneDNN's bf16 GEMM), as an fp32 (M, N) tensor. Its gradients are bf16 GEMMs of the same kind."""
+    backward = _custom("MatMulBf16Backward", lambda dy, x, weight: (x, weight), lambda dy, x, weight: (x, x))
+
     def bprop(x, weight, out, dout):
-        return ops.matmul(dout, weight), ops.matmul(dout.T, x)
+        return backward(dout, x, weight)
 
     return _custom("MatMulBf16", lambda x, weight: [x[0], weight[0]], lambda x, weight: x, bprop)
 

@@ -27,12 +27,14 @@ ENTRY_POINTS = {
     "BiasAddBackward": [(4, 8), (8,)],
     "SumOfSquares": [(4, 8), (3,), (1,)],
     "MatMulBf16": [(4, 8), (3, 8), (4, 3)],
+    "MatMulBf16Backward": [(4, 3), (4, 8), (3, 8), (4, 8), (3, 8)],
     "AttentionForward": [(2, 4, 8), (2, 3, 16), (1,), (2, 4, 8)],
     "AttentionBackward": [(2, 4, 8), (2, 3, 16), (1,), (2, 4, 8), (2, 4, 8), (2, 4, 8), (2, 3, 16)],
     "PackedAttentionForward": [(2, 4, 24), (1,), (2, 4, 8)],
     "PackedAttentionBackward": [(2, 4, 24), (1,), (2, 4, 8), (2, 4, 8), (2, 4, 24)],
 }
-OUTPUTS = {"BiasGeluBackward": 2, "PegBackwardWeight": 2, "LayerNormBackward": 3, "AttentionBackward": 2}
+OUTPUTS = {"BiasGeluBackward": 2, "PegBackwardWeight": 2, "LayerNormBackward": 3, "AttentionBackward": 2,
+           "MatMulBf16Backward": 2}
 # Inputs that are counts rather than data: (entry point, position) -> value.
 COUNTS = {("AttentionForward", 2): 2, ("AttentionBackward", 2): 2, ("PackedAttentionForward", 1): 2,
           ("PackedAttentionBackward", 1): 2}
