@@ -14,8 +14,8 @@ whole benchmark exits 1. Usage (needs ``pip install -r benchmarks/requirements.t
 ``--sweep-train-sizes``; ``--plot`` draws throughput and peak memory along both axes (needs matplotlib).
 
 In bf16, timm runs under ``torch.autocast("cpu", torch.bfloat16)`` and ours with ``create_model(...,
-precision="bf16")``: bf16 matmul operands with fp32 sums, everything else fp32 (in training the backward stays
-fp32, as nothing offers bf16 training yet).
+precision="bf16")``: bf16 matmul operands with fp32 sums, everything else fp32 (in training the matmul gradients
+are bf16 GEMMs too; weights and AdamW stay fp32).
 """
 import argparse
 import json
