@@ -272,11 +272,15 @@ inline RowMoments Moments(const float *row, int64_t channels, float eps) {
 using GemmBf16 = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t *a,
                          int64_t lda, const uint16_t *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
+// ``name`` from the libdnnl.so.3 that MindSpore loaded; nullptr when it is not loaded or lacks the function.
+template <typename Function>
+Function OneDnnFunction(const char *name) {
+  void *library = dlopen("libdnnl.so.3", RTLD_NOW | RTLD_NOLOAD);
+  return library ? reinterpret_cast<Function>(dlsym(library, name)) : nullptr;
+}
+
 GemmBf16 OneDnnGemmBf16() {
-  static const GemmBf16 gemm = [] {
-    void *library = dlopen("libdnnl.so.3", RTLD_NOW | RTLD_NOLOAD);
-    return library ? reinterpret_cast<GemmBf16>(dlsym(library, "dnnl_gemm_bf16bf16f32")) : nullptr;
-  }();
+  static const GemmBf16 gemm = OneDnnFunction<GemmBf16>("dnnl_gemm_bf16bf16f32");
   return gemm;
 }
 
@@ -351,15 +355,12 @@ using Sgemm = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k,
 // oneDNN's row-major fp32 GEMM, found the same way: it takes a leading dimension per operand, so one head's
 // channels are multiplied where they lie, without the transposes that splitting heads costs otherwise.
 Sgemm OneDnnSgemm() {
-  static const Sgemm gemm = [] {
-    void *library = dlopen("libdnnl.so.3", RTLD_NOW | RTLD_NOLOAD);
-    return library ? reinterpret_cast<Sgemm>(dlsym(library, "dnnl_sgemm")) : nullptr;
-  }();
+  static const Sgemm gemm = OneDnnFunction<Sgemm>("dnnl_sgemm");
   return gemm;
 }
 
-// Tokens (batch, length, ld) of which one attention operand takes ``channels`` channels from ``offset`` on:
-// head h of batch b starts at data + b * length * ld + offset + h * head_dim, rows ld apart.
+// One attention operand within tokens of (batch, length) rows, ld floats apart, starting at ``data`` (q, k or v's
+// first channel): head h of batch b starts at data + b * length * ld + h * head_dim.
 struct Operand {
   const float *data;
   int64_t length;
@@ -475,7 +476,6 @@ int AttendBackward(const Operand &q, const Operand &k, const Operand &v, const f
   });
   return status;
 }
-
 
 }  // namespace
 
