@@ -1,5 +1,7 @@
 """Helpers for the command-line tests: a small generated ImageFolder and running the real scripts."""
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,6 +35,17 @@ def write_image_folder(root, train_per_class=12, val_per_class=4, seed=0):
             for i in range(count):
                 _draw(name, rng).save(os.path.join(root, split, name, f"{i:03d}.png"))
     return str(root)
+
+
+@contextlib.contextmanager
+def shared_folder(tmp_path_factory, name):
+    """A module- or session-scoped fixture's folder, deleted when that scope ends. pytest keeps such folders to
+    the end of the run, and the suite's svt_small checkpoints (270 MB each) would otherwise add up to 27 GB."""
+    folder = tmp_path_factory.mktemp(name)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # Small and fast: svt_small at 32 px (the smallest size whose stage grids are >= 1), 2 epochs.

@@ -11,7 +11,7 @@ import mindspore as ms
 from mindcv.cli import parse_args
 from mindcv.engine import create_loss_scale
 
-from ..helpers import TINY_RUN, read_log, run_script
+from ..helpers import TINY_RUN, read_log, run_script, shared_folder
 
 
 def _without(options, name):
@@ -27,10 +27,10 @@ MINDCV_STYLE_RUN = [a for a in _without(_without(TINY_RUN, "--num_classes"), "--
 
 @pytest.fixture(scope="module")
 def mindcv_style_run(shapes_dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("mindcv_style")
-    result = run_script("train.py", *MINDCV_STYLE_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", out)
-    (out / "stderr.txt").write_text(result.stderr)
-    return out
+    with shared_folder(tmp_path_factory, "mindcv_style") as out:
+        result = run_script("train.py", *MINDCV_STYLE_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", out)
+        (out / "stderr.txt").write_text(result.stderr)
+        yield out
 
 
 def test_bare_flags_mean_true_and_values_still_work():

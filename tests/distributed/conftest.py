@@ -5,15 +5,23 @@ import sys
 
 import pytest
 
-from ..helpers import ROOT
+from ..helpers import ROOT, shared_folder
 from .launch import DETERMINISTIC, JOB_TIMEOUT, WORKER, _env
 
 
 @pytest.fixture(scope="session")
 def workspace(shapes_dataset, tmp_path_factory):
-    root = tmp_path_factory.mktemp("dp")
-    shutil.copytree(shapes_dataset, root / "data")
-    return root
+    with shared_folder(tmp_path_factory, "dp") as root:
+        shutil.copytree(shapes_dataset, root / "data")
+        yield root
+
+
+@pytest.fixture
+def job_root(workspace, tmp_path):
+    """A test's own folder for its jobs (each job reads out.parent / "data"); pytest deletes it once the test
+    passes, where the workspace keeps everything to the end of the run."""
+    (tmp_path / "data").symlink_to(workspace / "data")
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Data-parallel training with 2 CPU ranks, launched by msrun and by mpirun, against a single process."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -21,7 +22,8 @@ def two_ranks(request, workspace):
     output, _ = job.communicate(timeout=JOB_TIMEOUT)
     assert job.returncode == 0, output[-5000:]
     print(f"{request.param} 2-rank job: {time.time() - start:.1f} s")
-    return out
+    yield out
+    shutil.rmtree(out)
 
 
 def test_both_ranks_end_with_identical_parameters(two_ranks):
@@ -60,8 +62,8 @@ def test_two_ranks_match_one_process_with_the_global_batch(two_ranks, single_pro
 
 
 @pytest.mark.parametrize("launcher", ["msrun", "mpirun"])
-def test_a_killed_rank_ends_the_job_with_an_error_within_60_s(launcher, workspace):
-    out = workspace / f"{launcher}_killed"
+def test_a_killed_rank_ends_the_job_with_an_error_within_60_s(launcher, job_root):
+    out = job_root / f"{launcher}_killed"
     out.mkdir()
     job = _launch(launcher, out, extra=["--epoch_size", "50", "--decay_epochs", "49"])
     deadline = time.time() + JOB_TIMEOUT

@@ -14,6 +14,7 @@ get only those. mpirun starts its local processes itself: a remote host's ssh la
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -87,12 +88,16 @@ def _train(workspace, form):
 
 @pytest.fixture(scope="module")
 def msrun_two_nodes(workspace):
-    return _train(workspace, "msrun_two_nodes")
+    out = _train(workspace, "msrun_two_nodes")
+    yield out
+    shutil.rmtree(out)
 
 
 @pytest.fixture(scope="module")
 def mpirun_hostfile(workspace):
-    return _train(workspace, "mpirun_hostfile")
+    out = _train(workspace, "mpirun_hostfile")
+    yield out
+    shutil.rmtree(out)
 
 
 @pytest.fixture(scope="module", params=FORMS)
@@ -105,10 +110,10 @@ def test_msrun_starts_the_scheduler_on_node_0_only_and_one_rank_per_node(msrun_t
     assert os.listdir(msrun_two_nodes / "node1_log") == ["worker_1.log"]
 
 
-def _sigterm(workspace, form, send, to_ranks=False):
+def _sigterm(job_root, form, send, to_ranks=False):
     """SIGTERM the running job (its launchers, or with ``to_ranks`` the processes they started) once every rank
     trains; returns the job's folder once every rank is gone, at most 60 s after the signal."""
-    out = workspace / f"{form}_sigterm{'_to_ranks' if to_ranks else ''}"
+    out = job_root / f"{form}_sigterm{'_to_ranks' if to_ranks else ''}"
     out.mkdir()
     marker = os.path.join(out, "")
     launchers = _start(form, out, extra=["--epoch_size", "50", "--decay_epochs", "49", "--log_interval", "1"])
@@ -149,20 +154,20 @@ def _assert_saved_once_at_one_step(out):
     assert sorted(p.name for p in (out / "ckpt").glob("*partial*")) == expected
 
 
-def test_sigterm_to_mpirun_saves_once_and_stops_every_rank_within_60_s(workspace):
+def test_sigterm_to_mpirun_saves_once_and_stops_every_rank_within_60_s(job_root):
     # mpirun passes SIGTERM on KILL_GRACE_S later, and SIGKILL as much later again. MindSpore's scheduler ends at
     # once; the ranks save before they notice it is gone.
-    _assert_saved_once_at_one_step(_sigterm(workspace, "mpirun_hostfile", os.kill))
+    _assert_saved_once_at_one_step(_sigterm(job_root, "mpirun_hostfile", os.kill))
 
 
-def test_sigterm_to_the_processes_under_msrun_saves_once_and_stops_every_rank_within_60_s(workspace):
+def test_sigterm_to_the_processes_under_msrun_saves_once_and_stops_every_rank_within_60_s(job_root):
     # As Slurm does at a time limit or preemption: the signal goes to every process of the job but msrun: the ranks
     # and MindSpore's scheduler, which ends at once (the ranks save before they notice it is gone). msrun (MindSpore
     # 2.10) forwards no signal: it handles only SIGINT (with SIGKILL to its workers) and dies of SIGTERM.
-    _assert_saved_once_at_one_step(_sigterm(workspace, "msrun_two_nodes", os.kill, to_ranks=True))
+    _assert_saved_once_at_one_step(_sigterm(job_root, "msrun_two_nodes", os.kill, to_ranks=True))
 
 
-def test_sigterm_to_each_msrun_process_group_stops_every_rank_within_60_s(workspace):
+def test_sigterm_to_each_msrun_process_group_stops_every_rank_within_60_s(job_root):
     # Signalled as a group, as a shell's job control or a service manager does, the scheduler dies with msrun, and
     # each rank (in a session of its own, so not signalled) ends itself when it loses the scheduler: nothing saved.
-    _sigterm(workspace, "msrun_two_nodes", os.killpg)
+    _sigterm(job_root, "msrun_two_nodes", os.killpg)

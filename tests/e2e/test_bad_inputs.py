@@ -13,7 +13,7 @@ from mindspore.nn.utils import no_init_parameters
 from mindcv.utils import save_checkpoint_atomic
 
 from ..data.test_image_inputs import make_unreadable
-from ..helpers import TINY_RUN, run_script
+from ..helpers import TINY_RUN, run_script, shared_folder
 
 
 def _yaml(text, *arguments):
@@ -188,9 +188,9 @@ _SPANS_LINES = {"--distribute True needs a launcher"}
 
 @pytest.fixture(scope="module")
 def workspace(shapes_dataset, tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad_inputs")
-    shutil.copytree(shapes_dataset, root / "data")
-    return root
+    with shared_folder(tmp_path_factory, "bad_inputs") as root:
+        shutil.copytree(shapes_dataset, root / "data")
+        yield root
 
 
 @pytest.mark.parametrize("script, arguments, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -11,7 +11,7 @@ import pytest
 
 import mindspore as ms
 
-from ..helpers import ROOT, TINY_RUN, read_log, run_script
+from ..helpers import ROOT, TINY_RUN, read_log, run_script, shared_folder
 
 # Stochastic depth and dropout on, as in every shipped recipe: resume must replay their masks too. The state is
 # also saved every 2 of an epoch's 6 steps, so a kill inside an epoch resumes inside it.
@@ -27,9 +27,9 @@ def _train(data, out, *extra):
 
 @pytest.fixture(scope="module")
 def uninterrupted(shapes_dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("uninterrupted")
-    subprocess.run(_train(shapes_dataset, out), cwd=ROOT, check=True, capture_output=True, timeout=900)
-    return out
+    with shared_folder(tmp_path_factory, "uninterrupted") as out:
+        subprocess.run(_train(shapes_dataset, out), cwd=ROOT, check=True, capture_output=True, timeout=900)
+        yield out
 
 
 def _assert_same_run(out, reference):

@@ -7,14 +7,14 @@ import pytest
 
 import mindspore as ms
 
-from ..helpers import TINY_RUN, read_log, run_script
+from ..helpers import TINY_RUN, read_log, run_script, shared_folder
 
 
 @pytest.fixture(scope="module")
 def graph_run(shapes_dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("graph_run")
-    run_script("train.py", *TINY_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", out, "--mode", "0")
-    return out
+    with shared_folder(tmp_path_factory, "graph_run") as out:
+        run_script("train.py", *TINY_RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", out, "--mode", "0")
+        yield out
 
 
 def test_graph_mode_training_writes_log_and_checkpoints(graph_run):

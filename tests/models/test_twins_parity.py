@@ -8,6 +8,7 @@ import mindspore as ms
 from mindcv.models import create_model
 from mindcv.utils import save_checkpoint_atomic
 
+from ..helpers import shared_folder
 from .reference import (VARIANTS, convert_reference, random_images, reference_logits, reference_model,
                         seed_port_name)
 
@@ -24,11 +25,11 @@ PARAM_COUNTS = {
 def converted(request, tmp_path_factory):
     """(name, reference model, our model loaded from the converter's output)."""
     name = request.param
-    folder = tmp_path_factory.mktemp(name)
     reference = reference_model(name)
-    model = create_model(name, checkpoint_path=convert_reference(reference, folder))
-    model.set_train(False)
-    return name, reference, model
+    with shared_folder(tmp_path_factory, name) as folder:
+        model = create_model(name, checkpoint_path=convert_reference(reference, folder))
+        model.set_train(False)
+        yield name, reference, model
 
 
 def _max_diff(model, reference, images):
