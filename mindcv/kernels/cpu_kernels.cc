@@ -266,6 +266,29 @@ inline RowMoments Moments(const float *row, int64_t channels, float eps) {
   return {mean, 1.0f / std::sqrt(squares / channels + eps)};
 }
 
+// One row of gelu(x + bias), the exact (erf) GELU z * Phi(z).
+inline void BiasGeluRow(const float *x, const float *bias, int64_t channels, float *out) {
+#pragma omp simd
+  for (int64_t c = 0; c < channels; ++c) {
+    const float z = x[c] + bias[c];
+    out[c] = 0.5f * z * (1.0f + Erf(z * kInvSqrt2));
+  }
+}
+
+// One row of the gradient of gelu(x + bias): dx = dy * (Phi(z) + z * phi(z)), added to dbias too. dx may be dy.
+inline void BiasGeluGradRow(const float *x, const float *bias, const float *dy, int64_t channels, float *dx,
+                            float *dbias) {
+#pragma omp simd
+  for (int64_t c = 0; c < channels; ++c) {
+    const float z = x[c] + bias[c];
+    const float cdf = 0.5f * (1.0f + Erf(z * kInvSqrt2));
+    const float pdf = kInvSqrt2Pi * Exp(-0.5f * z * z);
+    const float grad = dy[c] * (cdf + z * pdf);
+    dx[c] = grad;
+    dbias[c] += grad;
+  }
+}
+
 // oneDNN's row-major C = alpha * op(A) op(B) + beta * C with bf16 A and B and fp32 accumulation and C. MindSpore
 // loads its own libdnnl.so.3 when imported; it is looked up there rather than linked, so that the library builds
 // without oneDNN and only the kernels that multiply need it. Its threadpool runtime runs a call on the calling thread.
@@ -493,11 +516,7 @@ int BiasGeluForward(int nparam, void **params, int *ndims, int64_t **shapes, con
     for (int64_t row = begin; row < end; ++row) {
       const float *in = x + row * channels;
       float *out = y + row * channels;
-#pragma omp simd
-      for (int64_t c = 0; c < channels; ++c) {
-        const float z = in[c] + bias[c];
-        out[c] = 0.5f * z * (1.0f + Erf(z * kInvSqrt2));
-      }
+      BiasGeluRow(in, bias, channels, out);
     }
   });
   return 0;
@@ -519,15 +538,7 @@ int BiasGeluBackward(int nparam, void **params, int *ndims, int64_t **shapes, co
     float *acc = partial.data() + static_cast<size_t>(chunk) * channels;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t offset = row * channels;
-#pragma omp simd
-      for (int64_t c = 0; c < channels; ++c) {
-        const float z = x[offset + c] + bias[c];
-        const float cdf = 0.5f * (1.0f + Erf(z * kInvSqrt2));
-        const float pdf = kInvSqrt2Pi * Exp(-0.5f * z * z);
-        const float grad = dy[offset + c] * (cdf + z * pdf);
-        dx[offset + c] = grad;
-        acc[c] += grad;
-      }
+      BiasGeluGradRow(x + offset, bias, dy + offset, channels, dx + offset, acc);
     }
   });
   const std::vector<float> sums = SumChunks(partial, chunks, channels);
@@ -765,6 +776,70 @@ int MatMulBf16Backward(int nparam, void **params, int *ndims, int64_t **shapes, 
                             dw + begin * k, k);
     if (result != 0) status = 100 + result;
   });
+  return status;
+}
+
+// y (M, N) = gelu(h (M, K) + bias (K)) @ w (N, K)^T: the MLP's GELU and fc2 product, h being fc1's output before
+// its bias. The activations exist a block of rows at a time, in the cache, never whole in memory.
+int GeluLinearForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                      void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
+  const Sgemm gemm = OneDnnSgemm();
+  if (gemm == nullptr) return kNoOneDnn;
+  const float *h = static_cast<const float *>(params[0]), *bias = static_cast<const float *>(params[1]);
+  const float *w = static_cast<const float *>(params[2]);
+  float *y = static_cast<float *>(params[3]);
+  const int64_t m = shapes[0][0], k = shapes[0][1], n = shapes[2][0];
+  const int64_t block = std::max({kGemmMinRows, kGemmBlockElements / k, n});
+  std::atomic<int> status{0};
+  ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
+    std::vector<float> act(static_cast<size_t>(std::min(block, end - begin) * k));
+    for (int64_t first = begin; first < end; first += block) {
+      const int64_t count = std::min(block, end - first);
+      for (int64_t r = 0; r < count; ++r) BiasGeluRow(h + (first + r) * k, bias, k, act.data() + r * k);
+      const int result = gemm('N', 'T', count, n, k, 1.0f, act.data(), k, w, k, 0.0f, y + first * n, n);
+      if (result != 0) status = 100 + result;
+    }
+  });
+  return status;
+}
+
+// GeluLinearForward's gradients from dy (M, N), h, bias, w: dh (M, K), dbias (K), dw (N, K). The activations are
+// recomputed a block of rows at a time, so the forward keeps only h; each chunk sums its rows' dw and dbias.
+int GeluLinearBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                       void *extra) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
+  const Sgemm gemm = OneDnnSgemm();
+  if (gemm == nullptr) return kNoOneDnn;
+  const float *dy = static_cast<const float *>(params[0]), *h = static_cast<const float *>(params[1]);
+  const float *bias = static_cast<const float *>(params[2]), *w = static_cast<const float *>(params[3]);
+  float *dh = static_cast<float *>(params[4]), *dbias = static_cast<float *>(params[5]);
+  float *dw = static_cast<float *>(params[6]);
+  const int64_t m = shapes[0][0], n = shapes[0][1], k = shapes[1][1];
+  const int64_t block = std::max({kGemmMinRows, kGemmBlockElements / k, n});
+  std::vector<float> dw_partial(static_cast<size_t>(MaxChunks()) * n * k, 0.0f);
+  std::vector<float> dbias_partial(static_cast<size_t>(MaxChunks()) * k, 0.0f);
+  std::atomic<int> status{0};
+  const int chunks = ParallelFor(m, kGemmMinRows, [&](int chunk, int64_t begin, int64_t end) {
+    float *dw_sum = dw_partial.data() + static_cast<size_t>(chunk) * n * k;
+    float *dbias_sum = dbias_partial.data() + static_cast<size_t>(chunk) * k;
+    std::vector<float> act(static_cast<size_t>(std::min(block, end - begin) * k));
+    for (int64_t first = begin; first < end; first += block) {
+      const int64_t count = std::min(block, end - first);
+      const float *dy_rows = dy + first * n;
+      for (int64_t r = 0; r < count; ++r) BiasGeluRow(h + (first + r) * k, bias, k, act.data() + r * k);
+      int result = gemm('T', 'N', n, k, count, 1.0f, dy_rows, n, act.data(), k, 1.0f, dw_sum, k);
+      result = result ? result : gemm('N', 'N', count, k, n, 1.0f, dy_rows, n, w, k, 0.0f, dh + first * k, k);
+      if (result != 0) status = 100 + result;
+      for (int64_t r = first; r < first + count; ++r) {
+        BiasGeluGradRow(h + r * k, bias, dh + r * k, k, dh + r * k, dbias_sum);
+      }
+    }
+  });
+  const std::vector<float> dw_total = SumChunks(dw_partial, chunks, n * k);
+  const std::vector<float> dbias_total = SumChunks(dbias_partial, chunks, k);
+  std::copy(dw_total.begin(), dw_total.end(), dw);
+  std::copy(dbias_total.begin(), dbias_total.end(), dbias);
   return status;
 }
 

@@ -48,6 +48,19 @@ def bias_gelu_op():
     return _custom("BiasGeluForward", lambda x, bias: x, lambda x, bias: x, bprop)
 
 
+def gelu_linear_op():
+    """``op(h, bias, weight)``: ``gelu(h + bias) @ weight.T`` of fp32 ``h (M, K)``, ``bias (K)``, ``weight (N, K)``
+    as (M, N), differentiable in all three: an MLP's GELU and second matmul, with the activations never stored. The
+    backward recomputes them from ``h``, so training keeps one (M, K) tensor per MLP instead of two."""
+    backward = _custom("GeluLinearBackward", lambda dy, h, bias, weight: (h, bias, weight),
+                       lambda dy, h, bias, weight: (h, h, h))
+
+    def bprop(h, bias, weight, out, dout):
+        return backward(dout, h, bias, weight)
+
+    return _custom("GeluLinearForward", lambda h, bias, weight: [h[0], weight[0]], lambda h, bias, weight: h, bprop)
+
+
 def peg_op():
     """``x + depthwise_conv3x3(x, weight, padding=1) + bias`` on fp32 channels-last ``x`` (B, H, W, C), with
     ``weight`` (C, 1, 3, 3) and ``bias`` (C,) as nn.Conv2d holds them; differentiable in all three."""

@@ -58,7 +58,8 @@ def test_exported_mindir_and_onnx_give_the_model_logits(name, size, tmp_path, mo
     np.testing.assert_allclose(onnx_logits, expected, rtol=0, atol=1e-4)
     assert [p.name for p in model.get_parameters()] == params_before
     # restored after ONNX
-    assert all(type(block.mlp) is Mlp and not block.mlp.erf_free for stage in model.blocks for block in stage)
+    assert all(type(block.mlp) is Mlp and not block.mlp.act.erf_free and block.mlp.fused is not None
+               for stage in model.blocks for block in stage)
 
 
 def test_onnx_export_succeeds_after_a_failed_direct_export(tmp_path):

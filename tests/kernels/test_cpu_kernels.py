@@ -40,6 +40,25 @@ class FusedBiasGelu(ErfBiasGelu):
         return self.op(x, self.bias)
 
 
+class GeluThenLinear(nn.Cell):
+    def __init__(self, bias, weight):
+        super().__init__()
+        self.gelu = ErfBiasGelu(bias)
+        self.weight = weight
+
+    def construct(self, h):
+        return ops.matmul(self.gelu(h), self.weight.T)
+
+
+class FusedGeluLinear(GeluThenLinear):
+    def __init__(self, bias, weight):
+        super().__init__(bias, weight)
+        self.op = cpu_kernels.gelu_linear_op()
+
+    def construct(self, h):
+        return self.op(h, self.gelu.bias, self.weight)
+
+
 class ConvPeg(nn.Cell):
     def __init__(self, conv):
         super().__init__()
@@ -94,6 +113,19 @@ def test_fused_bias_gelu_equals_erf_gelu_and_its_gradients():
     assert np.abs(y - y_ref).max() < 2e-6 * np.abs(x).max()
     assert np.abs(grad_x - grad_x_ref).max() < 1e-5
     assert np.abs(grad_bias - grad_bias_ref).max() < 1e-5 * np.abs(grad_bias_ref).max()
+
+
+# Rows: under one block; several blocks per thread with a partial last one; hidden widths of Twins' stages.
+@pytest.mark.parametrize("rows, hidden, out", [(5, 12, 3), (1000, 256, 64), (530, 1280, 320)])
+def test_fused_gelu_linear_equals_gelu_then_matmul_and_its_gradients(rows, hidden, out):
+    rng = np.random.default_rng(2)
+    bias = ms.Parameter(ms.Tensor(rng.standard_normal(hidden).astype(np.float32)), name="bias")
+    weight = ms.Parameter(ms.Tensor((rng.standard_normal((out, hidden)) / hidden ** 0.5).astype(np.float32)),
+                          name="weight")
+    h = ms.Tensor((rng.standard_normal((rows, hidden)) * 2).astype(np.float32))
+    dy = ms.Tensor(rng.standard_normal((rows, out)).astype(np.float32))
+    assert_same_values_and_gradients(FusedGeluLinear(bias, weight), GeluThenLinear(bias, weight), h, dy,
+                                     [bias, weight], ("d bias", "d weight"))
 
 
 def test_fused_gelu_propagates_nan_and_inf():

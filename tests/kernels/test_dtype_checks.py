@@ -18,6 +18,8 @@ from .aot import call_kernel
 ENTRY_POINTS = {
     "BiasGeluForward": [(4, 8), (8,), (4, 8)],
     "BiasGeluBackward": [(4, 8), (8,), (4, 8), (4, 8), (8,)],
+    "GeluLinearForward": [(4, 8), (8,), (3, 8), (4, 3)],
+    "GeluLinearBackward": [(4, 3), (4, 8), (8,), (3, 8), (4, 8), (8,), (3, 8)],
     "PegForward": [(1, 3, 3, 8), (8, 1, 3, 3), (8,), (1, 3, 3, 8)],
     "PegBackwardInput": [(1, 3, 3, 8), (8, 1, 3, 3), (1, 3, 3, 8)],
     "PegBackwardWeight": [(1, 3, 3, 8), (1, 3, 3, 8), (8, 1, 3, 3), (8,)],
@@ -33,8 +35,8 @@ ENTRY_POINTS = {
     "PackedAttentionForward": [(2, 4, 24), (1,), (2, 4, 8)],
     "PackedAttentionBackward": [(2, 4, 24), (1,), (2, 4, 8), (2, 4, 8), (2, 4, 24)],
 }
-OUTPUTS = {"BiasGeluBackward": 2, "PegBackwardWeight": 2, "LayerNormBackward": 3, "AttentionBackward": 2,
-           "MatMulBf16Backward": 2}
+OUTPUTS = {"BiasGeluBackward": 2, "GeluLinearBackward": 3, "PegBackwardWeight": 2, "LayerNormBackward": 3,
+           "AttentionBackward": 2, "MatMulBf16Backward": 2}
 # Inputs that are counts rather than data: (entry point, position) -> value.
 COUNTS = {("AttentionForward", 2): 2, ("AttentionBackward", 2): 2, ("PackedAttentionForward", 1): 2,
           ("PackedAttentionBackward", 1): 2}

@@ -2,7 +2,7 @@
 import contextlib
 
 from ...kernels import without_fused_kernels
-from .mlp import Mlp
+from .mlp import BiasGelu
 
 __all__ = ["export_form"]
 
@@ -11,12 +11,12 @@ __all__ = ["export_form"]
 def export_form(model, file_format):
     """Inside the block ``model`` computes with MindSpore's own operators only (an exported graph must not need
     this machine's kernel library) and, for ONNX, with an Erf-free GELU; restored on exit."""
-    mlps = [cell for _, cell in model.cells_and_names() if isinstance(cell, Mlp)] if file_format == "ONNX" else []
-    for mlp in mlps:
-        mlp.erf_free = True
+    gelus = [cell for _, cell in model.cells_and_names() if isinstance(cell, BiasGelu)] if file_format == "ONNX" else []
+    for gelu in gelus:
+        gelu.erf_free = True
     try:
         with without_fused_kernels(model):
             yield model
     finally:
-        for mlp in mlps:
-            mlp.erf_free = False
+        for gelu in gelus:
+            gelu.erf_free = False

@@ -1,12 +1,12 @@
-"""The transformer MLP: fc1, exact GELU, fc2, with fc1's bias and the GELU as one fused CPU kernel."""
+"""The transformer MLP: fc1, exact GELU, fc2, with fc1's bias, the GELU and fc2's product as one fused CPU kernel."""
 from mindspore import nn, ops
 from mindspore.common import dtype as mstype
 
-from ...kernels import bias_gelu_op, fused_kernels_available
+from ...kernels import bias_gelu_op, fused_kernels_available, gelu_linear_op
 from .drop import dropout
 from .linear import Linear
 
-__all__ = ["Mlp", "rational_erf"]
+__all__ = ["BiasGelu", "Mlp", "rational_erf"]
 
 # Eigen's float32 rational approximation of erf (|error| < 4e-7), for graphs that cannot hold Erf: MindSpore 2.10
 # cannot export Erf to ONNX ("Can not find key Erf in convert map").
@@ -30,27 +30,40 @@ def rational_erf(x):
     return x * _polynomial(squared, _ERF_NUMERATOR) / _polynomial(squared, _ERF_DENOMINATOR)
 
 
+class BiasGelu(nn.Cell):
+    """``gelu(x + bias)`` over the last axis, the exact (erf) GELU as the reference; fp32 runs the fused kernel.
+    ``erf_free`` computes erf by ``rational_erf`` (for ONNX export)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fused = bias_gelu_op() if fused_kernels_available() else None
+        self.erf_free = False
+
+    def construct(self, x, bias):
+        if self.fused is not None and x.dtype == mstype.float32:
+            return self.fused(x, bias)
+        # nn.GELU(approximate=False) computes the same with a slower Div.
+        x = x + bias.astype(x.dtype)
+        erf = rational_erf if self.erf_free else ops.erf
+        return 0.5 * x * (1.0 + erf(x * 0.7071067811865476))
+
+
 class Mlp(nn.Cell):
-    """fc1 -> exact (erf) GELU -> dropout -> fc2 -> dropout. ``erf_free`` computes erf by ``rational_erf``
-    (for ONNX export)."""
+    """fc1 -> exact (erf) GELU -> dropout -> fc2 -> dropout. Without dropout, in fp32 with fc2 in fp32 precision,
+    the GELU and fc2's product run as one fused kernel (``fused``) whose backward recomputes the activations."""
 
     def __init__(self, dim, hidden_dim, drop=0.0):
         super().__init__()
         self.fc1 = Linear(dim, hidden_dim)
         self.fc2 = Linear(hidden_dim, dim)
         self.drop = dropout(drop)
-        self.fused = bias_gelu_op() if fused_kernels_available() else None
-        self.erf_free = False
-
-    def hidden(self, x):
-        """gelu(fc1(x)), exact (erf) GELU as the reference."""
-        if self.fused is not None and x.dtype == mstype.float32:
-            hidden = self.fused(self.fc1.rows_without_bias(x), self.fc1.bias)
-            return hidden.reshape(x.shape[:-1] + (-1,))
-        # nn.GELU(approximate=False) computes the same with a slower Div.
-        x = self.fc1(x)
-        erf = rational_erf if self.erf_free else ops.erf
-        return 0.5 * x * (1.0 + erf(x * 0.7071067811865476))
+        self.act = BiasGelu()
+        self.fused = gelu_linear_op() if fused_kernels_available() and drop == 0 else None
 
     def construct(self, x):
-        return self.drop(self.fc2(self.drop(self.hidden(x))))
+        rows = self.fc1.rows_without_bias(x)
+        if self.fused is not None and x.dtype == mstype.float32 and self.fc2.matmul.fused is None:
+            out = self.fused(rows, self.fc1.bias, self.fc2.weight)
+        else:
+            out = self.fc2.rows_without_bias(self.drop(self.act(rows, self.fc1.bias)))
+        return self.drop(self.fc2.add_bias(out, self.fc2.bias)).reshape(x.shape[:-1] + (-1,))
