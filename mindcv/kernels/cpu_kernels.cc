@@ -275,6 +275,11 @@ inline void BiasGeluRow(const float *x, const float *bias, int64_t channels, flo
   }
 }
 
+// ``rows`` rows of gelu(x + bias).
+inline void BiasGeluRows(const float *x, const float *bias, int64_t rows, int64_t channels, float *out) {
+  for (int64_t r = 0; r < rows; ++r) BiasGeluRow(x + r * channels, bias, channels, out + r * channels);
+}
+
 // One row of the gradient of gelu(x + bias): dx = dy * (Phi(z) + z * phi(z)), added to dbias too. dx may be dy.
 inline void BiasGeluGradRow(const float *x, const float *bias, const float *dy, int64_t channels, float *dx,
                             float *dbias) {
@@ -342,6 +347,12 @@ constexpr int kNoOneDnn = 3;
 constexpr int64_t kGemmBlockElements = 1 << 17;
 constexpr int64_t kGemmMinRows = 64;
 
+// fn(first, count) on consecutive blocks of at most ``block`` rows of [begin, end).
+template <typename Fn>
+void ForRowBlocks(int64_t begin, int64_t end, int64_t block, const Fn &fn) {
+  for (int64_t first = begin; first < end; first += block) fn(first, std::min(block, end - first));
+}
+
 // ``n`` floats as bf16, converted in parallel.
 std::vector<uint16_t> ToBf16Parallel(const float *src, int64_t n) {
   std::vector<uint16_t> out(static_cast<size_t>(n));
@@ -362,12 +373,11 @@ int RowBlockedGemmBf16(const float *x, int64_t m, int64_t k, const float *w, int
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
     std::vector<uint16_t> rows(static_cast<size_t>(std::min(block, end - begin) * k));
-    for (int64_t first = begin; first < end; first += block) {
-      const int64_t count = std::min(block, end - first);
+    ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
       ToBf16(x + first * k, count * k, rows.data());
       const int result = gemm('N', 'T', count, n, k, 1.0f, rows.data(), k, w_bf16.data(), k, 0.0f, y + first * n, n);
       if (result != 0) status = 100 + result;
-    }
+    });
   });
   return status;
 }
@@ -794,12 +804,11 @@ int GeluLinearForward(int nparam, void **params, int *ndims, int64_t **shapes, c
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
     std::vector<float> act(static_cast<size_t>(std::min(block, end - begin) * k));
-    for (int64_t first = begin; first < end; first += block) {
-      const int64_t count = std::min(block, end - first);
-      for (int64_t r = 0; r < count; ++r) BiasGeluRow(h + (first + r) * k, bias, k, act.data() + r * k);
+    ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
+      BiasGeluRows(h + first * k, bias, count, k, act.data());
       const int result = gemm('N', 'T', count, n, k, 1.0f, act.data(), k, w, k, 0.0f, y + first * n, n);
       if (result != 0) status = 100 + result;
-    }
+    });
   });
   return status;
 }
@@ -824,17 +833,16 @@ int GeluLinearBackward(int nparam, void **params, int *ndims, int64_t **shapes, 
     float *dw_sum = dw_partial.data() + static_cast<size_t>(chunk) * n * k;
     float *dbias_sum = dbias_partial.data() + static_cast<size_t>(chunk) * k;
     std::vector<float> act(static_cast<size_t>(std::min(block, end - begin) * k));
-    for (int64_t first = begin; first < end; first += block) {
-      const int64_t count = std::min(block, end - first);
+    ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
       const float *dy_rows = dy + first * n;
-      for (int64_t r = 0; r < count; ++r) BiasGeluRow(h + (first + r) * k, bias, k, act.data() + r * k);
+      BiasGeluRows(h + first * k, bias, count, k, act.data());
       int result = gemm('T', 'N', n, k, count, 1.0f, dy_rows, n, act.data(), k, 1.0f, dw_sum, k);
       result = result ? result : gemm('N', 'N', count, k, n, 1.0f, dy_rows, n, w, k, 0.0f, dh + first * k, k);
       if (result != 0) status = 100 + result;
       for (int64_t r = first; r < first + count; ++r) {
         BiasGeluGradRow(h + r * k, bias, dh + r * k, k, dh + r * k, dbias_sum);
       }
-    }
+    });
   });
   const std::vector<float> dw_total = SumChunks(dw_partial, chunks, n * k);
   const std::vector<float> dbias_total = SumChunks(dbias_partial, chunks, k);

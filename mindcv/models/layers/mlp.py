@@ -1,4 +1,4 @@
-"""The transformer MLP: fc1, exact GELU, fc2, with fc1's bias, the GELU and fc2's product as one fused CPU kernel."""
+"""The transformer MLP: fc1, exact GELU, fc2; in training fc1's bias, the GELU and fc2's product are one CPU kernel."""
 from mindspore import nn, ops
 from mindspore.common import dtype as mstype
 
