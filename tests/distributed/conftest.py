@@ -19,7 +19,7 @@ def workspace(shapes_dataset, tmp_path_factory):
 @pytest.fixture
 def job_root(workspace, tmp_path):
     """A test's own folder for its jobs (each job reads out.parent / "data"); pytest deletes it once the test
-    passes, where the workspace keeps everything to the end of the run."""
+    passes, where the workspace lives to the end of the run."""
     (tmp_path / "data").symlink_to(workspace / "data")
     return tmp_path
 
