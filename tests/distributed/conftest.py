@@ -16,6 +16,12 @@ def workspace(shapes_dataset, tmp_path_factory):
         yield root
 
 
+@pytest.fixture(scope="session")
+def compile_cache(workspace):
+    """MindSpore's compile cache for the jobs that run DETERMINISTIC as it is: the first compiles, the others load."""
+    return workspace / "graphs"
+
+
 @pytest.fixture
 def job_root(workspace, tmp_path):
     """A test's own folder for its jobs (each job reads out.parent / "data"); pytest deletes it once the test

@@ -4,18 +4,21 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
 import mindspore as ms
 
-from ..helpers import ROOT, TINY_RUN
+from ..helpers import ROOT, TINY_RUN, compile_cache_env
 
 WORKER = os.path.join(ROOT, "tests", "distributed", "dp_worker.py")
 # Deterministic input (full-image crops, no flips/mixing, no dropout), so the 2-rank job and one process with the
 # doubled batch see the same global batches and must reach the same weights.
+# Every step is logged, so a test can wait for the first one.
 DETERMINISTIC = TINY_RUN + ["--scale", "1.0", "1.0", "--ratio", "1.0", "1.0", "--hflip", "0", "--epoch_size", "2",
-                            "--batch_size", "3", "--val_while_train", "True", "--clip_grad", "True"]
+                            "--batch_size", "3", "--val_while_train", "True", "--clip_grad", "True",
+                            "--log_interval", "1"]
 JOB_TIMEOUT = 900
 MODEL_PREFIXES = ("patch_embeds.", "pos_block.", "blocks.", "norm.", "head.")
 # Open MPI 4's mpirun, when told to end a job, sends its processes SIGCONT, then SIGTERM, then SIGKILL, this many
@@ -23,6 +26,7 @@ MODEL_PREFIXES = ("patch_embeds.", "pos_block.", "blocks.", "norm.", "head.")
 KILL_GRACE_S = 10
 # What a rank needs from the test's environment; mpirun passes these with -x, as it must to other hosts.
 _RANK_ENV = ("PATH", "DP_TEST_OUT", "GLOG_v", "PYTHONWARNINGS")
+CACHE_ENV = tuple(compile_cache_env(""))
 
 
 def _free_port():
@@ -31,9 +35,13 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _env(out=""):
+def _env(out="", compile_cache=None):
+    """A job's environment; ``compile_cache``: a folder for MindSpore's compiled-graph cache, which jobs with the
+    same options share (the first compiles, the others load its graphs: about 30 s of a 55 s job here)."""
     env = dict(os.environ, GLOG_v="3", PYTHONWARNINGS="ignore", DP_TEST_OUT=str(out))
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]  # launchers start "python"
+    if compile_cache is not None:
+        env.update(compile_cache_env(compile_cache))
     return env
 
 
@@ -78,10 +86,27 @@ def _job_args(out, extra=()):
             "--distribute", "True", *extra]
 
 
-def _launch(launcher, out, extra=()):
-    command = {"msrun": _msrun, "mpirun": _mpirun}[launcher](out, _job_args(out, extra), _free_port())
-    return subprocess.Popen(command, cwd=ROOT, env=_env(out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+def _launch(launcher, out, compile_cache):
+    """The 2-rank job on this host, writing into ``out``, with MindSpore's compile cache in ``compile_cache``."""
+    args, port = _job_args(out), _free_port()
+    command = _msrun(out, args, port) if launcher == "msrun" else _mpirun(out, args, port, export=CACHE_ENV)
+    return subprocess.Popen(command, cwd=ROOT, env=_env(out, compile_cache), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _first_step_logged(out, launchers):
+    """Whether rank 0 logs a training step (after which every rank can save) before a launcher ends or
+    JOB_TIMEOUT passes."""
+    deadline = time.time() + JOB_TIMEOUT
+    while " step 1/" not in _read(out / "ckpt" / "train.log"):
+        if time.time() > deadline or any(p.poll() is not None for p in launchers):
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def _read(path):
+    return path.read_text() if path.exists() else ""
 
 
 def _params(path):

@@ -22,8 +22,8 @@ import time
 import pytest
 
 from ..helpers import ROOT
-from .launch import (_RANK_ENV, JOB_TIMEOUT, _env, _free_port, _job_args, _mpirun, _msrun, _processes_mentioning,
-                     _worker_pids)
+from .launch import (_RANK_ENV, CACHE_ENV, JOB_TIMEOUT, _env, _first_step_logged, _free_port, _job_args, _mpirun,
+                     _msrun, _processes_mentioning, _worker_pids)
 # The 2-rank job's checks, collected here again and run on this module's two_ranks (the multi-node jobs).
 from .test_data_parallel import (test_both_ranks_end_with_identical_parameters,  # noqa: F401
                                  test_only_rank_zero_writes_checkpoints_and_logs,
@@ -32,19 +32,22 @@ from .test_data_parallel import (test_both_ranks_end_with_identical_parameters, 
 
 FORMS = ("msrun_two_nodes", "mpirun_hostfile")
 NODE_MASTER_ADDR = ("127.0.0.1", "0.0.0.0")  # see the module docstring for node 1's
+# For jobs that must still be training well after they are signalled. Being longer, they compile graphs of their
+# own (the schedule's length is a parameter's shape), so they share a compile cache of their own.
+LONG_RUN = ["--epoch_size", "50", "--decay_epochs", "49"]
 
 
 def _start(form, out, extra=(), compile_cache=None):
     """The job's launcher processes (one mpirun, or one msrun per node), each in its own session as on its own
     host, writing to out/launcher<i>.log; ``compile_cache``: MindSpore's compiled-graph cache folder."""
-    args, port, env = _job_args(out, extra), _free_port(), _env(out)
-    cache = {"MS_COMPILER_CACHE_ENABLE": "1", "MS_COMPILER_CACHE_PATH": str(compile_cache)} if compile_cache else {}
+    args, port, env = _job_args(out, extra), _free_port(), _env(out, compile_cache)
     if form == "mpirun_hostfile":
         (out / "hostfile").write_text("localhost slots=2\n")
-        commands = [(_mpirun(out, args, port, hostfile=out / "hostfile", export=tuple(cache)),
-                     {**{name: env[name] for name in _RANK_ENV}, **cache})]
+        export = CACHE_ENV if compile_cache else ()
+        commands = [(_mpirun(out, args, port, hostfile=out / "hostfile", export=export),
+                     {name: env[name] for name in (*_RANK_ENV, *export)})]
     else:
-        commands = [(_msrun(out, args, port, node_rank=rank, master_addr=addr), {**env, **cache})
+        commands = [(_msrun(out, args, port, node_rank=rank, master_addr=addr), env)
                     for rank, addr in enumerate(NODE_MASTER_ADDR)]
     launchers = []
     for i, (command, command_env) in enumerate(commands):
@@ -70,13 +73,11 @@ def _kill_all(launchers, marker):
             pass
 
 
-def _train(workspace, form):
+def _train(workspace, form, compile_cache):
     out = workspace / form
     out.mkdir()
     start = time.time()
-    # Both jobs compile the same graphs: the second loads the first's (about 40 s of a 65 s job here), and its
-    # weights come out bit-identical to a compiling run's.
-    launchers = _start(form, out, compile_cache=workspace / "multi_node_graphs")
+    launchers = _start(form, out, compile_cache=compile_cache)
     try:
         codes = [launcher.wait(timeout=JOB_TIMEOUT) for launcher in launchers]
     finally:
@@ -87,17 +88,22 @@ def _train(workspace, form):
 
 
 @pytest.fixture(scope="module")
-def msrun_two_nodes(workspace):
-    out = _train(workspace, "msrun_two_nodes")
+def msrun_two_nodes(workspace, compile_cache):
+    out = _train(workspace, "msrun_two_nodes", compile_cache)
     yield out
     shutil.rmtree(out)
 
 
 @pytest.fixture(scope="module")
-def mpirun_hostfile(workspace):
-    out = _train(workspace, "mpirun_hostfile")
+def mpirun_hostfile(workspace, compile_cache):
+    out = _train(workspace, "mpirun_hostfile", compile_cache)
     yield out
     shutil.rmtree(out)
+
+
+@pytest.fixture(scope="module")
+def long_run_cache(workspace):
+    return workspace / "graphs_long_run"
 
 
 @pytest.fixture(scope="module", params=FORMS)
@@ -110,18 +116,15 @@ def test_msrun_starts_the_scheduler_on_node_0_only_and_one_rank_per_node(msrun_t
     assert os.listdir(msrun_two_nodes / "node1_log") == ["worker_1.log"]
 
 
-def _sigterm(job_root, form, send, to_ranks=False):
+def _sigterm(job_root, form, send, compile_cache, to_ranks=False, extra=()):
     """SIGTERM the running job (its launchers, or with ``to_ranks`` the processes they started) once every rank
     trains; returns the job's folder once every rank is gone, at most 60 s after the signal."""
     out = job_root / f"{form}_sigterm{'_to_ranks' if to_ranks else ''}"
     out.mkdir()
     marker = os.path.join(out, "")
-    launchers = _start(form, out, extra=["--epoch_size", "50", "--decay_epochs", "49", "--log_interval", "1"])
+    launchers = _start(form, out, extra, compile_cache)
     try:
-        deadline = time.time() + JOB_TIMEOUT
-        while " step 1/" not in _read(out / "ckpt" / "train.log"):  # after a step every rank can save
-            assert time.time() < deadline and all(p.poll() is None for p in launchers), _logs(out)
-            time.sleep(0.5)
+        assert _first_step_logged(out, launchers), _logs(out)
         for pid in _worker_pids(marker) if to_ranks else [launcher.pid for launcher in launchers]:
             send(pid, signal.SIGTERM)
         sent = time.time()
@@ -138,10 +141,6 @@ def _sigterm(job_root, form, send, to_ranks=False):
         _kill_all(launchers, marker)
 
 
-def _read(path):
-    return path.read_text() if path.exists() else ""
-
-
 def _assert_saved_once_at_one_step(out):
     # msrun's ranks write to node*_log/worker_*.log (msrun copies them to its own), mpirun's to mpirun's.
     rank_logs = sorted(out.glob("node*_log/worker_*.log")) or sorted(out.glob("launcher*.log"))
@@ -154,20 +153,20 @@ def _assert_saved_once_at_one_step(out):
     assert sorted(p.name for p in (out / "ckpt").glob("*partial*")) == expected
 
 
-def test_sigterm_to_mpirun_saves_once_and_stops_every_rank_within_60_s(job_root):
+def test_sigterm_to_mpirun_saves_once_and_stops_every_rank_within_60_s(job_root, long_run_cache):
     # mpirun passes SIGTERM on KILL_GRACE_S later, and SIGKILL as much later again. MindSpore's scheduler ends at
-    # once; the ranks save before they notice it is gone.
-    _assert_saved_once_at_one_step(_sigterm(job_root, "mpirun_hostfile", os.kill))
+    # once; the ranks save before they notice it is gone, training on meanwhile.
+    _assert_saved_once_at_one_step(_sigterm(job_root, "mpirun_hostfile", os.kill, long_run_cache, extra=LONG_RUN))
 
 
-def test_sigterm_to_the_processes_under_msrun_saves_once_and_stops_every_rank_within_60_s(job_root):
+def test_sigterm_to_the_processes_under_msrun_saves_once_and_stops_every_rank_within_60_s(job_root, compile_cache):
     # As Slurm does at a time limit or preemption: the signal goes to every process of the job but msrun: the ranks
     # and MindSpore's scheduler, which ends at once (the ranks save before they notice it is gone). msrun (MindSpore
     # 2.10) forwards no signal: it handles only SIGINT (with SIGKILL to its workers) and dies of SIGTERM.
-    _assert_saved_once_at_one_step(_sigterm(job_root, "msrun_two_nodes", os.kill, to_ranks=True))
+    _assert_saved_once_at_one_step(_sigterm(job_root, "msrun_two_nodes", os.kill, compile_cache, to_ranks=True))
 
 
-def test_sigterm_to_each_msrun_process_group_stops_every_rank_within_60_s(job_root):
+def test_sigterm_to_each_msrun_process_group_stops_every_rank_within_60_s(job_root, long_run_cache):
     # Signalled as a group, as a shell's job control or a service manager does, the scheduler dies with msrun, and
     # each rank (in a session of its own, so not signalled) ends itself when it loses the scheduler: nothing saved.
-    _sigterm(job_root, "msrun_two_nodes", os.killpg)
+    _sigterm(job_root, "msrun_two_nodes", os.killpg, long_run_cache, extra=LONG_RUN)

@@ -3,15 +3,13 @@ torn checkpoint files, and stops cleanly on a non-finite loss."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import mindspore as ms
 
-from ..helpers import ROOT, TINY_RUN, read_log, run_script, shared_folder
+from ..helpers import TINY_RUN, compile_cache_env, read_log, run_script, shared_folder
 
 # Stochastic depth and dropout on, as in every shipped recipe: resume must replay their masks too. The state is
 # also saved every 2 of an epoch's 6 steps, so a kill inside an epoch resumes inside it.
@@ -20,15 +18,20 @@ RUN = TINY_RUN + ["--epoch_size", "3", "--decay_epochs", "2", "--drop_path_rate"
 LOG_FIELDS = ("epoch", "step", "lr", "train_loss", "val_top1", "val_top5", "val_loss", "skipped_steps")
 
 
-def _train(data, out, *extra):
-    return [sys.executable, os.path.join(ROOT, "train.py"), *map(str, RUN), "--data_dir", str(data),
-            "--ckpt_save_dir", str(out), *map(str, extra)]
+@pytest.fixture(scope="module")
+def run_graphs(tmp_path_factory):
+    """The environment for the runs of RUN as it is (resumed or not), which build the same graphs: the
+    uninterrupted run compiles them into MindSpore's compile cache, the others load them (and must still end
+    bit-identical to it)."""
+    with shared_folder(tmp_path_factory, "run_graphs") as folder:
+        yield compile_cache_env(folder)
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(shapes_dataset, tmp_path_factory):
+def uninterrupted(shapes_dataset, tmp_path_factory, run_graphs):
     with shared_folder(tmp_path_factory, "uninterrupted") as out:
-        subprocess.run(_train(shapes_dataset, out), cwd=ROOT, check=True, capture_output=True, timeout=900)
+        run_script("train.py", *RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", out, timeout=900,
+                   env=run_graphs)
         yield out
 
 
@@ -43,7 +46,7 @@ def _assert_same_run(out, reference):
     assert max(np.abs(ours[k].asnumpy() - expected[k].asnumpy()).max() for k in model_state) == 0.0  # bit-identical
 
 
-def test_torn_checkpoints_are_skipped_and_reported(uninterrupted, shapes_dataset, tmp_path):
+def test_torn_checkpoints_are_skipped_and_reported(uninterrupted, shapes_dataset, tmp_path, run_graphs):
     reference = uninterrupted
     shutil.copy(reference / "svt_small-1.ckpt", tmp_path)
     shutil.copy(reference / "train_log.csv", tmp_path)
@@ -51,7 +54,7 @@ def test_torn_checkpoints_are_skipped_and_reported(uninterrupted, shapes_dataset
     (tmp_path / "svt_small-2.ckpt").write_bytes(whole[: len(whole) // 3])  # what a non-atomic writer could leave
     (tmp_path / ".tmp-x1y2.ckpt").write_bytes(whole[:1000])  # a write interrupted before its rename
     result = run_script("train.py", *RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", tmp_path,
-                        "--auto_resume", "True")
+                        "--auto_resume", "True", env=run_graphs)
     assert "Skipping" in result.stderr and "svt_small-2.ckpt" in result.stderr
     assert "Resumed from" in result.stderr and "svt_small-1.ckpt: epoch 1 done" in result.stderr
     _assert_same_run(tmp_path, reference)
@@ -85,12 +88,12 @@ def _write_mindcv_files(state_file, weights_file, optimizer_file):
     ms.save_checkpoint([{"name": k, "data": state[k]} for k in optimizer_keys], str(optimizer_file))
 
 
-def test_resumes_from_mindcv_weights_and_optimizer_files(uninterrupted, shapes_dataset, tmp_path):
+def test_resumes_from_mindcv_weights_and_optimizer_files(uninterrupted, shapes_dataset, tmp_path, run_graphs):
     weights = tmp_path / "svt_small-2_6.ckpt"  # 36 images at batch 6: 6 steps an epoch
     _write_mindcv_files(uninterrupted / "svt_small-2.ckpt", weights, tmp_path / "optim_svt_small.ckpt")
     out = tmp_path / "resumed"
     result = run_script("train.py", *RUN, "--data_dir", shapes_dataset, "--ckpt_save_dir", out, "--ckpt_path",
-                        weights, "--resume_opt", "True")
+                        weights, "--resume_opt", "True", env=run_graphs)
     assert "optim_svt_small.ckpt: epoch 2 done, global step 12" in result.stderr
     assert [[r[f] for f in LOG_FIELDS] for r in read_log(out)] == \
         [[r[f] for f in LOG_FIELDS] for r in read_log(uninterrupted)][2:]
@@ -110,11 +113,12 @@ def test_mindcv_weights_without_optimizer_file_are_refused(uninterrupted, shapes
         "optim_svt_small.ckpt is in none of" in result.stderr
 
 
-def test_fault_soak_kills_three_ways_and_the_run_still_ends_identical(uninterrupted, shapes_dataset, tmp_path):
+def test_fault_soak_kills_three_ways_and_the_run_still_ends_identical(uninterrupted, shapes_dataset, tmp_path,
+                                                                      run_graphs):
     """tools/fault_soak.py, short: SIGTERM (save and exit 143), SIGKILL mid-step and SIGKILL mid-checkpoint-write,
     each resumed with --auto_resume; weights, per-epoch rows and every step's loss equal the uninterrupted run."""
     result = run_script("tools/fault_soak.py", "--kills", "3", "--reference", uninterrupted, "--out", tmp_path, "--",
-                        *RUN, "--data_dir", shapes_dataset, timeout=1200, check=False)
+                        *RUN, "--data_dir", shapes_dataset, timeout=1200, check=False, env=run_graphs)
     print(result.stdout, result.stderr[-3000:])
     soak = json.loads((tmp_path / "soak.json").read_text())
     assert result.returncode == 0 and soak["identical"], soak["problems"]
