@@ -14,8 +14,8 @@ from ..helpers import ROOT, TINY_RUN, compile_cache_env
 
 WORKER = os.path.join(ROOT, "tests", "distributed", "dp_worker.py")
 # Deterministic input (full-image crops, no flips/mixing, no dropout), so the 2-rank job and one process with the
-# doubled batch see the same global batches and must reach the same weights.
-# Every step is logged, so a test can wait for the first one.
+# doubled batch see the same global batches and must reach the same weights. Every step is logged, so a test can
+# wait for the first one.
 DETERMINISTIC = TINY_RUN + ["--scale", "1.0", "1.0", "--ratio", "1.0", "1.0", "--hflip", "0", "--epoch_size", "2",
                             "--batch_size", "3", "--val_while_train", "True", "--clip_grad", "True",
                             "--log_interval", "1"]
