@@ -1,5 +1,6 @@
 """One rank of a launched data-parallel test job: runs train.py's ``main``, then records this rank's final
 parameters and the training samples each epoch dealt it, for the test to compare across ranks."""
+import faulthandler
 import json
 import os
 import signal
@@ -33,6 +34,9 @@ def main():
         epochs.append([int(i) for i in sampler])
     with open(os.path.join(out, f"rank{rank}_samples.json"), "w") as f:
         json.dump(epochs, f)
+    # A rank has once died of SIGSEGV in its exit, after writing everything; MindSpore's handler, installed during
+    # the run, names no place. This one, installed last, prints every thread's Python stack first, then calls it.
+    faulthandler.enable(all_threads=True)
 
 
 if __name__ == "__main__":
