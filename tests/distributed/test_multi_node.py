@@ -37,15 +37,14 @@ NODE_MASTER_ADDR = ("127.0.0.1", "0.0.0.0")  # see the module docstring for node
 LONG_RUN = ["--epoch_size", "50", "--decay_epochs", "49"]
 
 
-def _start(form, out, extra=(), compile_cache=None):
+def _start(form, out, compile_cache, extra=()):
     """The job's launcher processes (one mpirun, or one msrun per node), each in its own session as on its own
     host, writing to out/launcher<i>.log; ``compile_cache``: MindSpore's compiled-graph cache folder."""
     args, port, env = _job_args(out, extra), _free_port(), _env(out, compile_cache)
     if form == "mpirun_hostfile":
         (out / "hostfile").write_text("localhost slots=2\n")
-        export = CACHE_ENV if compile_cache else ()
-        commands = [(_mpirun(out, args, port, hostfile=out / "hostfile", export=export),
-                     {name: env[name] for name in (*_RANK_ENV, *export)})]
+        commands = [(_mpirun(out, args, port, hostfile=out / "hostfile", export=CACHE_ENV),
+                     {name: env[name] for name in (*_RANK_ENV, *CACHE_ENV)})]
     else:
         commands = [(_msrun(out, args, port, node_rank=rank, master_addr=addr), env)
                     for rank, addr in enumerate(NODE_MASTER_ADDR)]
@@ -77,7 +76,7 @@ def _train(workspace, form, compile_cache):
     out = workspace / form
     out.mkdir()
     start = time.time()
-    launchers = _start(form, out, compile_cache=compile_cache)
+    launchers = _start(form, out, compile_cache)
     try:
         codes = [launcher.wait(timeout=JOB_TIMEOUT) for launcher in launchers]
     finally:
@@ -122,7 +121,7 @@ def _sigterm(job_root, form, send, compile_cache, to_ranks=False, extra=()):
     out = job_root / f"{form}_sigterm{'_to_ranks' if to_ranks else ''}"
     out.mkdir()
     marker = os.path.join(out, "")
-    launchers = _start(form, out, extra, compile_cache)
+    launchers = _start(form, out, compile_cache, extra)
     try:
         assert _first_step_logged(out, launchers), _logs(out)
         for pid in _worker_pids(marker) if to_ranks else [launcher.pid for launcher in launchers]:
