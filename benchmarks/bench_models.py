@@ -198,7 +198,7 @@ def measure_mindspore_matmul(spec):
     from mindspore import nn, ops
     from mindspore.device_context.cpu.op_tuning import threads_num
 
-    from mindcv.kernels import bf16_matmul_op, has_bf16_instructions
+    from mindcv.kernels import has_bf16_instructions, matmul_op
 
     class MatMul(nn.Cell):
         def __init__(self, op):
@@ -215,7 +215,7 @@ def measure_mindspore_matmul(spec):
     a = ms.Tensor(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
     ops_by_dtype = {"float32": ops.MatMul(transpose_b=True)}
     if has_bf16_instructions():
-        ops_by_dtype["bfloat16"] = bf16_matmul_op()
+        ops_by_dtype["bfloat16"] = matmul_op("bf16")
     measured = {}
     for dtype, op in ops_by_dtype.items():
         net = MatMul(op)

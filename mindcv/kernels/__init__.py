@@ -1,15 +1,17 @@
-"""Fused fp32 CPU kernels (bias + exact GELU, bias + GELU + the next matmul, LayerNorm, bias add, the PEG depthwise
-conv, multi-head attention on tokens, a sum of squares for gradient clipping) and a bf16 matmul (oneDNN's bf16 GEMM)
-as MindSpore AOT custom operators. Models and the train step use only these names.
+"""Fused fp32 CPU kernels (bias + exact GELU, LayerNorm, bias add, the PEG depthwise conv, multi-head attention on
+tokens, a sum of squares for gradient clipping), and matmuls, dense layers with their bias, bias + GELU + the next
+dense layer and patch convolutions in fp32 or bf16 (oneDNN's GEMMs), as MindSpore AOT custom operators.
+Models and the train step use only these names.
 
 MindSpore's CPU Erf, LayerNorm gradient, BiasAdd gradient and depthwise Conv2D kernels took most of a Twins
 step outside the matmuls; these kernels do the same arithmetic on channels-last tensors in one vectorised pass.
 ``python -m mindcv.kernels`` builds the library ahead of time (see ``build``).
 """
 from .build import CACHE_ENV, SWITCH_ENV, has_bf16_instructions, library_path
-from .ops import (attention_op, bf16_matmul_op, bias_add_op, bias_gelu_op, fused_kernels_available, gelu_linear_op,
-                  layer_norm_op, packed_attention_op, peg_op, sum_of_squares_op, without_fused_kernels)
+from .ops import (attention_op, bias_add_op, bias_gelu_op, fused_kernels_available, gelu_linear_op, layer_norm_op,
+                  linear_op, matmul_op, packed_attention_op, patch_linear_op, peg_op, sum_of_squares_op,
+                  without_fused_kernels)
 
-__all__ = ["CACHE_ENV", "SWITCH_ENV", "attention_op", "bf16_matmul_op", "bias_add_op", "bias_gelu_op",
-           "fused_kernels_available", "gelu_linear_op", "has_bf16_instructions", "layer_norm_op", "library_path",
-           "packed_attention_op", "peg_op", "sum_of_squares_op", "without_fused_kernels"]
+__all__ = ["CACHE_ENV", "SWITCH_ENV", "attention_op", "bias_add_op", "bias_gelu_op", "fused_kernels_available",
+           "gelu_linear_op", "has_bf16_instructions", "layer_norm_op", "library_path", "linear_op", "matmul_op",
+           "packed_attention_op", "patch_linear_op", "peg_op", "sum_of_squares_op", "without_fused_kernels"]

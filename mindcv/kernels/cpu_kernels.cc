@@ -342,8 +342,8 @@ void ToBf16(const float *src, int64_t n, uint16_t *dst) {
 }
 
 constexpr int kNoOneDnn = 3;
-// Rows of x are converted and multiplied a block at a time, so that the bf16 copy stays in the L2 cache; at
-// least as many rows as the weight has, since oneDNN packs the whole weight again for every call.
+// Rows of a dense layer's input are made, converted and multiplied a block of about this many elements at a time, so
+// that the block stays in the L2 cache.
 constexpr int64_t kGemmBlockElements = 1 << 17;
 constexpr int64_t kGemmMinRows = 64;
 
@@ -363,25 +363,6 @@ std::vector<uint16_t> ToBf16Parallel(const float *src, int64_t n) {
   return out;
 }
 
-// y (M, N) = x (M, K) @ w (N, K)^T with x and w rounded to bf16, fp32 sums. Rows of x are split over the pool and
-// converted a block at a time, one oneDNN call per block.
-int RowBlockedGemmBf16(const float *x, int64_t m, int64_t k, const float *w, int64_t n, float *y) {
-  const GemmBf16 gemm = OneDnnGemmBf16();
-  if (gemm == nullptr) return kNoOneDnn;
-  const std::vector<uint16_t> w_bf16 = ToBf16Parallel(w, n * k);
-  const int64_t block = std::max({kGemmMinRows, kGemmBlockElements / k, n});
-  std::atomic<int> status{0};
-  ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
-    std::vector<uint16_t> rows(static_cast<size_t>(std::min(block, end - begin) * k));
-    ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
-      ToBf16(x + first * k, count * k, rows.data());
-      const int result = gemm('N', 'T', count, n, k, 1.0f, rows.data(), k, w_bf16.data(), k, 0.0f, y + first * n, n);
-      if (result != 0) status = 100 + result;
-    });
-  });
-  return status;
-}
-
 using Sgemm = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                       int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
@@ -390,6 +371,252 @@ using Sgemm = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k,
 Sgemm OneDnnSgemm() {
   static const Sgemm gemm = OneDnnFunction<Sgemm>("dnnl_sgemm");
   return gemm;
+}
+
+// The precisions the dense-layer kernels multiply in: fp32 operands as they are (oneDNN's sgemm), or operands
+// rounded to bf16 with fp32 sums (its bf16 GEMM). Operand() gives fp32 data as the GEMM's operand, converted into
+// ``scratch`` where the precision needs it.
+struct Fp32 {
+  using Element = float;
+  static constexpr bool kConverts = false;
+  static Sgemm Gemm() { return OneDnnSgemm(); }
+  static const float *Operand(const float *src, int64_t, float *) { return src; }
+};
+
+struct Bf16 {
+  using Element = uint16_t;
+  static constexpr bool kConverts = true;
+  static GemmBf16 Gemm() { return OneDnnGemmBf16(); }
+  static const uint16_t *Operand(const float *src, int64_t n, uint16_t *scratch) {
+    ToBf16(src, n, scratch);
+    return scratch;
+  }
+};
+
+// Room for ``n`` elements of precision P's converted operands; none where P multiplies fp32 as it is.
+template <typename P>
+std::vector<typename P::Element> Scratch(int64_t n) {
+  return std::vector<typename P::Element>(P::kConverts ? static_cast<size_t>(n) : 0);
+}
+
+// A whole fp32 tensor as precision P's operand, converted once, in parallel, where P converts.
+template <typename P>
+struct WholeOperand {
+  std::vector<typename P::Element> copy;
+  const typename P::Element *data;
+
+  WholeOperand(const float *src, int64_t n) {
+    if constexpr (P::kConverts) {
+      copy = ToBf16Parallel(src, n);
+      data = copy.data();
+    } else {
+      data = src;
+    }
+  }
+};
+
+// Rows per block of a row-blocked GEMM: at least as many as the weight has rows, since oneDNN packs the whole
+// weight again for every call.
+int64_t GemmBlockRows(int64_t k, int64_t n) { return std::max({kGemmMinRows, kGemmBlockElements / k, n}); }
+
+// The left operand's rows as they are in memory: ``x`` (M, K).
+struct InputRows {
+  static constexpr bool kWrites = false;
+  const float *x;
+  int64_t k;
+
+  const float *operator()(int64_t first, int64_t, float *) const { return x + first * k; }
+};
+
+// The left operand's rows as gelu(h + bias) of ``h`` (M, K), computed a block at a time into the scratch.
+struct GeluRows {
+  static constexpr bool kWrites = true;
+  const float *h, *bias;
+  int64_t k;
+
+  const float *operator()(int64_t first, int64_t count, float *scratch) const {
+    BiasGeluRows(h + first * k, bias, count, k, scratch);
+    return scratch;
+  }
+};
+
+// ``rows`` rows of y (N wide) plus bias (N); nothing where bias is null.
+void AddBias(const float *bias, int64_t rows, int64_t n, float *y) {
+  if (bias == nullptr) return;
+  for (int64_t r = 0; r < rows; ++r) {
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) y[r * n + c] += bias[c];
+  }
+}
+
+// y (M, N) = a (M, K) @ w (N, K)^T + bias (N; optional) in precision P, a's rows being made by ``rows_of``. Rows are
+// split over the pool and made, converted, multiplied and given the bias a block at a time, while in the cache;
+// rows that need neither making nor converting are multiplied a chunk at a time, each call packing the weight anew.
+template <typename P, typename Rows>
+int RowBlockedGemm(const Rows &rows_of, int64_t m, int64_t k, const float *w, int64_t n, const float *bias,
+                   float *y) {
+  const auto gemm = P::Gemm();
+  if (gemm == nullptr) return kNoOneDnn;
+  const WholeOperand<P> weight(w, n * k);
+  const int64_t block = P::kConverts || Rows::kWrites ? GemmBlockRows(k, n) : m;
+  std::atomic<int> status{0};
+  ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
+    const int64_t most = std::min(block, end - begin) * k;
+    std::vector<float> made(Rows::kWrites ? static_cast<size_t>(most) : 0);
+    auto converted = Scratch<P>(most);
+    ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
+      const auto *a = P::Operand(rows_of(first, count, made.data()), count * k, converted.data());
+      const int result = gemm('N', 'T', count, n, k, 1.0f, a, k, weight.data, k, 0.0f, y + first * n, n);
+      if (result != 0) status = 100 + result;
+      AddBias(bias, count, n, y + first * n);
+    });
+  });
+  return status;
+}
+
+// A channels-last grid x (B, H, W, C) as the rows of a kernel == stride == p convolution: patch (b, i, j) is row
+// (b * gh + i) * gw + j of a (B * gh * gw, p * p * C) matrix, with its values in (patch row, patch column, channel)
+// order. Grid rows and columns beyond the last whole patch are left out, as the strided convolution leaves them.
+struct PatchGrid {
+  int64_t batch, height, width, channels, patch, gh, gw;
+
+  int64_t Rows() const { return batch * gh * gw; }
+  int64_t RowLength() const { return patch * patch * channels; }
+  int64_t StripLength() const { return patch * channels; }
+  // Where strip ``py`` (patch row py: p * C contiguous values) of patch ``row`` starts in the grid.
+  int64_t Strip(int64_t row, int64_t py) const {
+    const int64_t b = row / (gh * gw), i = row / gw % gh, j = row % gw;
+    return ((b * height + i * patch + py) * width + j * patch) * channels;
+  }
+};
+
+constexpr int kBadPatch = 5;
+
+// False unless the weight is a square (N, C, p, p) conv weight for the grid's C channels, p no more than the grid's
+// height and width.
+bool GetPatchGrid(const int64_t *x_shape, const int64_t *weight_shape, PatchGrid *grid) {
+  const int64_t p = weight_shape[2];
+  if (weight_shape[3] != p || weight_shape[1] != x_shape[3] || p > x_shape[1] || p > x_shape[2]) return false;
+  *grid = {x_shape[0], x_shape[1], x_shape[2], x_shape[3], p, x_shape[1] / p, x_shape[2] / p};
+  return true;
+}
+
+// A conv weight (N, C, p, p) as GEMM rows (N, p * p * C) in the patches' order, or, with ``to_conv``, such rows
+// back as the conv weight.
+std::vector<float> ReorderPatchWeight(const float *w, int64_t n, const PatchGrid &g, bool to_conv) {
+  const int64_t taps = g.patch * g.patch, c = g.channels;
+  std::vector<float> out(static_cast<size_t>(n * taps * c));
+  float *dst = out.data();
+  ParallelFor(n, 1, [=](int, int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      for (int64_t ch = 0; ch < c; ++ch) {
+        for (int64_t t = 0; t < taps; ++t) {
+          const int64_t conv = (o * c + ch) * taps + t, row = (o * taps + t) * c + ch;
+          if (to_conv) dst[conv] = w[row];
+          else dst[row] = w[conv];
+        }
+      }
+    }
+  });
+  return out;
+}
+
+// Patches [first, first + count) copied out of x as rows.
+void GatherPatches(const PatchGrid &g, const float *x, int64_t first, int64_t count, float *rows) {
+  for (int64_t r = 0; r < count; ++r) {
+    for (int64_t py = 0; py < g.patch; ++py) {
+      std::memcpy(rows + r * g.RowLength() + py * g.StripLength(), x + g.Strip(first + r, py),
+                  g.StripLength() * sizeof(float));
+    }
+  }
+}
+
+// The GEMM's left operand as patches of a grid, gathered a block at a time into the scratch.
+struct PatchRows {
+  static constexpr bool kWrites = true;
+  const float *x;
+  PatchGrid grid;
+
+  const float *operator()(int64_t first, int64_t count, float *scratch) const {
+    GatherPatches(grid, x, first, count, scratch);
+    return scratch;
+  }
+};
+
+// dbias (N) = dy (M, N) summed over its rows.
+void ColumnSums(const float *dy, int64_t rows, int64_t channels, float *dbias) {
+  std::vector<float> partial(static_cast<size_t>(MaxChunks()) * channels, 0.0f);
+  const int chunks = ParallelFor(rows, kElementsPerChunk / channels, [&](int chunk, int64_t begin, int64_t end) {
+    float *acc = partial.data() + static_cast<size_t>(chunk) * channels;
+    for (int64_t row = begin; row < end; ++row) {
+#pragma omp simd
+      for (int64_t c = 0; c < channels; ++c) acc[c] += dy[row * channels + c];
+    }
+  });
+  const std::vector<float> sums = SumChunks(partial, chunks, channels);
+  std::copy(sums.begin(), sums.end(), dbias);
+}
+
+// The gradients of y = x (M, K) @ w (N, K)^T + bias in precision P, from dy (M, N): dx (M, K) = dy @ w and
+// dw (N, K) = dy^T @ x, every operand converted once for both, and dbias (N) where it is not null. dx is split over
+// the pool by rows, dw by bands of its rows (each summing over M).
+template <typename P>
+int LinearGradients(const float *dy_data, const float *x_data, const float *w_data, int64_t m, int64_t n, int64_t k,
+                    float *dx, float *dw, float *dbias) {
+  const auto gemm = P::Gemm();
+  if (gemm == nullptr) return kNoOneDnn;
+  const WholeOperand<P> dy(dy_data, m * n), x(x_data, m * k), w(w_data, n * k);
+  std::atomic<int> status{0};
+  ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
+    const int result = gemm('N', 'N', end - begin, k, n, 1.0f, dy.data + begin * n, n, w.data, k, 0.0f,
+                            dx + begin * k, k);
+    if (result != 0) status = 100 + result;
+  });
+  ParallelFor(n, 16, [&](int, int64_t begin, int64_t end) {
+    const int result = gemm('T', 'N', end - begin, k, m, 1.0f, dy.data + begin, n, x.data, k, 0.0f, dw + begin * k, k);
+    if (result != 0) status = 100 + result;
+  });
+  if (dbias != nullptr) ColumnSums(dy_data, m, n, dbias);
+  return status;
+}
+
+// The gradients of y = gelu(h (M, K) + bias (K)) @ w (N, K)^T + out_bias (N) in precision P, from dy (M, N): dh (M,
+// K), dbias (K), dw (N, K), dout_bias (N). The activations are recomputed a block of rows at a time, so the forward
+// keeps only h; each chunk sums its rows' dw and dbias.
+template <typename P>
+int GeluLinearGradients(const float *dy, const float *h, const float *bias, const float *w, int64_t m, int64_t n,
+                        int64_t k, float *dh, float *dbias, float *dw, float *dout_bias) {
+  const auto gemm = P::Gemm();
+  if (gemm == nullptr) return kNoOneDnn;
+  const WholeOperand<P> weight(w, n * k);
+  const int64_t block = GemmBlockRows(k, n);
+  std::vector<float> dw_partial(static_cast<size_t>(MaxChunks()) * n * k, 0.0f);
+  std::vector<float> dbias_partial(static_cast<size_t>(MaxChunks()) * k, 0.0f);
+  std::atomic<int> status{0};
+  const int chunks = ParallelFor(m, kGemmMinRows, [&](int chunk, int64_t begin, int64_t end) {
+    float *dw_sum = dw_partial.data() + static_cast<size_t>(chunk) * n * k;
+    float *dbias_sum = dbias_partial.data() + static_cast<size_t>(chunk) * k;
+    const int64_t most = std::min(block, end - begin);
+    std::vector<float> act(static_cast<size_t>(most * k));
+    auto act_converted = Scratch<P>(most * k), dy_converted = Scratch<P>(most * n);
+    ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
+      BiasGeluRows(h + first * k, bias, count, k, act.data());
+      const auto *a = P::Operand(act.data(), count * k, act_converted.data());
+      const auto *g = P::Operand(dy + first * n, count * n, dy_converted.data());
+      int result = gemm('T', 'N', n, k, count, 1.0f, g, n, a, k, 1.0f, dw_sum, k);
+      result = result ? result : gemm('N', 'N', count, k, n, 1.0f, g, n, weight.data, k, 0.0f, dh + first * k, k);
+      if (result != 0) status = 100 + result;
+      for (int64_t r = first; r < first + count; ++r) {
+        BiasGeluGradRow(h + r * k, bias, dh + r * k, k, dh + r * k, dbias_sum);
+      }
+    });
+  });
+  const std::vector<float> dw_total = SumChunks(dw_partial, chunks, n * k);
+  const std::vector<float> dbias_total = SumChunks(dbias_partial, chunks, k);
+  std::copy(dw_total.begin(), dw_total.end(), dw);
+  std::copy(dbias_total.begin(), dbias_total.end(), dbias);
+  ColumnSums(dy, m, n, dout_bias);
+  return status;
 }
 
 // One attention operand within tokens of (batch, length) rows, ld floats apart, starting at ``data`` (q, k or v's
@@ -505,6 +732,108 @@ int AttendBackward(const Operand &q, const Operand &k, const Operand &v, const f
         result |= gemm('T', 'N', keys, d, rows, s.scale, dprobs.data(), keys, q_rows, q.ld, beta, dk_head, k.ld);
       }
       if (result != 0) status = 100 + result;
+    }
+  });
+  return status;
+}
+
+// A matmul: y (M, N) = x (M, K) @ w (N, K)^T in precision P. Inputs: x, w.
+template <typename P>
+int MatMulKernel(void **params, int64_t **shapes) {
+  const int64_t k = shapes[0][1];
+  return RowBlockedGemm<P>(InputRows{static_cast<const float *>(params[0]), k}, shapes[0][0], k,
+                           static_cast<const float *>(params[1]), shapes[1][0], nullptr,
+                           static_cast<float *>(params[2]));
+}
+
+// Its gradients. Inputs: dy (M, N), x, w. Outputs: dx (M, K) = dy @ w, dw (N, K) = dy^T @ x.
+template <typename P>
+int MatMulGradKernel(void **params, int64_t **shapes) {
+  return LinearGradients<P>(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+                            static_cast<const float *>(params[2]), shapes[0][0], shapes[0][1], shapes[1][1],
+                            static_cast<float *>(params[3]), static_cast<float *>(params[4]), nullptr);
+}
+
+// A dense layer: y (M, N) = x (M, K) @ w (N, K)^T + bias (N) in precision P, the bias added while a block of y is in
+// the cache. Inputs: x, w, bias.
+template <typename P>
+int LinearKernel(void **params, int64_t **shapes) {
+  const int64_t k = shapes[0][1];
+  return RowBlockedGemm<P>(InputRows{static_cast<const float *>(params[0]), k}, shapes[0][0], k,
+                           static_cast<const float *>(params[1]), shapes[1][0], static_cast<const float *>(params[2]),
+                           static_cast<float *>(params[3]));
+}
+
+// Its gradients. Inputs: dy (M, N), x, w. Outputs: dx, dw, dbias.
+template <typename P>
+int LinearGradKernel(void **params, int64_t **shapes) {
+  return LinearGradients<P>(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+                            static_cast<const float *>(params[2]), shapes[0][0], shapes[0][1], shapes[1][1],
+                            static_cast<float *>(params[3]), static_cast<float *>(params[4]),
+                            static_cast<float *>(params[5]));
+}
+
+// An MLP's GELU and second layer: y (M, N) = gelu(h (M, K) + bias (K)) @ w (N, K)^T + out_bias (N) in precision P,
+// h being the first layer's output before its bias. The activations exist a block of rows at a time, in the cache,
+// never whole in memory. Inputs: h, bias, w, out_bias.
+template <typename P>
+int GeluLinearKernel(void **params, int64_t **shapes) {
+  const int64_t k = shapes[0][1];
+  return RowBlockedGemm<P>(
+      GeluRows{static_cast<const float *>(params[0]), static_cast<const float *>(params[1]), k}, shapes[0][0], k,
+      static_cast<const float *>(params[2]), shapes[2][0], static_cast<const float *>(params[3]),
+      static_cast<float *>(params[4]));
+}
+
+// Its gradients. Inputs: dy (M, N), h, bias, w. Outputs: dh, dbias, dw, dout_bias.
+template <typename P>
+int GeluLinearGradKernel(void **params, int64_t **shapes) {
+  return GeluLinearGradients<P>(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+                                static_cast<const float *>(params[2]), static_cast<const float *>(params[3]),
+                                shapes[0][0], shapes[0][1], shapes[1][1], static_cast<float *>(params[4]),
+                                static_cast<float *>(params[5]), static_cast<float *>(params[6]),
+                                static_cast<float *>(params[7]));
+}
+
+// A kernel == stride == p convolution of a channels-last grid in precision P: y (B, gh, gw, N) = the patches of
+// x (B, H, W, C) by the conv weight w (N, C, p, p), plus bias (N); the patches are gathered a block at a time, in the
+// cache. Inputs: x, w, bias.
+template <typename P>
+int PatchLinearKernel(void **params, int64_t **shapes) {
+  PatchGrid grid;
+  if (!GetPatchGrid(shapes[0], shapes[1], &grid)) return kBadPatch;
+  const int64_t n = shapes[1][0];
+  const std::vector<float> rows = ReorderPatchWeight(static_cast<const float *>(params[1]), n, grid, false);
+  return RowBlockedGemm<P>(PatchRows{static_cast<const float *>(params[0]), grid}, grid.Rows(), grid.RowLength(),
+                           rows.data(), n, static_cast<const float *>(params[2]), static_cast<float *>(params[3]));
+}
+
+// Its gradients. Inputs: dy (B, gh, gw, N), x, w. Outputs: dx like x (zero beyond the last whole patch), dw, dbias.
+template <typename P>
+int PatchLinearGradKernel(void **params, int64_t **shapes) {
+  PatchGrid g;
+  if (!GetPatchGrid(shapes[1], shapes[2], &g)) return kBadPatch;
+  const int64_t rows = g.Rows(), length = g.RowLength(), n = shapes[0][3];
+  const float *x = static_cast<const float *>(params[1]);
+  std::vector<float> patches(static_cast<size_t>(rows * length)), dpatches(patches.size());
+  ParallelFor(rows, 1, [&](int, int64_t begin, int64_t end) {
+    GatherPatches(g, x, begin, end - begin, patches.data() + begin * length);
+  });
+  const std::vector<float> weight_rows = ReorderPatchWeight(static_cast<const float *>(params[2]), n, g, false);
+  std::vector<float> dweight_rows(weight_rows.size());
+  const int status = LinearGradients<P>(static_cast<const float *>(params[0]), patches.data(), weight_rows.data(),
+                                        rows, n, length, dpatches.data(), dweight_rows.data(),
+                                        static_cast<float *>(params[5]));
+  const std::vector<float> dweight = ReorderPatchWeight(dweight_rows.data(), n, g, true);
+  std::copy(dweight.begin(), dweight.end(), static_cast<float *>(params[4]));
+  float *dx = static_cast<float *>(params[3]);
+  if (g.gh * g.patch != g.height || g.gw * g.patch != g.width) std::fill(dx, dx + NumElements(4, shapes[1]), 0.0f);
+  ParallelFor(rows, 1, [&](int, int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      for (int64_t py = 0; py < g.patch; ++py) {
+        std::memcpy(dx + g.Strip(r, py), dpatches.data() + r * length + py * g.StripLength(),
+                    g.StripLength() * sizeof(float));
+      }
     }
   });
   return status;
@@ -711,19 +1040,8 @@ int BiasAddForward(int nparam, void **params, int *ndims, int64_t **shapes, cons
 int BiasAddBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                     void *extra) {
   if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
-  const float *dy = static_cast<const float *>(params[0]);
-  float *dbias = static_cast<float *>(params[1]);
   const auto [rows, channels] = AsRows(ndims[0], shapes[0]);
-  std::vector<float> partial(static_cast<size_t>(MaxChunks()) * channels, 0.0f);
-  const int chunks = ParallelFor(rows, kElementsPerChunk / channels, [&](int chunk, int64_t begin, int64_t end) {
-    float *acc = partial.data() + static_cast<size_t>(chunk) * channels;
-    for (int64_t row = begin; row < end; ++row) {
-#pragma omp simd
-      for (int64_t c = 0; c < channels; ++c) acc[c] += dy[row * channels + c];
-    }
-  });
-  const std::vector<float> sums = SumChunks(partial, chunks, channels);
-  std::copy(sums.begin(), sums.end(), dbias);
+  ColumnSums(static_cast<const float *>(params[0]), rows, channels, static_cast<float *>(params[1]));
   return 0;
 }
 
@@ -752,103 +1070,6 @@ int SumOfSquares(int nparam, void **params, int *ndims, int64_t **shapes, const 
   for (int t = 0; t < chunks; ++t) total += partial[t];
   *static_cast<float *>(params[nparam - 1]) = static_cast<float>(total);
   return 0;
-}
-
-// y (M, N) = x (M, K) @ w (N, K)^T with x and w rounded to bf16 and the products summed in fp32: the bf16
-// inference matmul (AVX-512-BF16 or AMX through oneDNN). Rows are split over the pool, one oneDNN call per block.
-int MatMulBf16(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
-               void *extra) {
-  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
-  return RowBlockedGemmBf16(static_cast<const float *>(params[0]), shapes[0][0], shapes[0][1],
-                            static_cast<const float *>(params[1]), shapes[1][0], static_cast<float *>(params[2]));
-}
-
-// MatMulBf16's gradients: dx (M, K) = dy (M, N) @ w (N, K) and dw (N, K) = dy^T @ x (M, K), every operand rounded to
-// bf16 once for both, fp32 sums. dx is split over the pool by rows, dw by bands of its rows (each summing over M).
-int MatMulBf16Backward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
-                       void *extra) {
-  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
-  const GemmBf16 gemm = OneDnnGemmBf16();
-  if (gemm == nullptr) return kNoOneDnn;
-  const int64_t m = shapes[0][0], n = shapes[0][1], k = shapes[1][1];
-  const std::vector<uint16_t> dy = ToBf16Parallel(static_cast<const float *>(params[0]), m * n);
-  const std::vector<uint16_t> x = ToBf16Parallel(static_cast<const float *>(params[1]), m * k);
-  const std::vector<uint16_t> w = ToBf16Parallel(static_cast<const float *>(params[2]), n * k);
-  float *dx = static_cast<float *>(params[3]), *dw = static_cast<float *>(params[4]);
-  std::atomic<int> status{0};
-  ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
-    const int result = gemm('N', 'N', end - begin, k, n, 1.0f, dy.data() + begin * n, n, w.data(), k, 0.0f,
-                            dx + begin * k, k);
-    if (result != 0) status = 100 + result;
-  });
-  ParallelFor(n, 16, [&](int, int64_t begin, int64_t end) {
-    const int result = gemm('T', 'N', end - begin, k, m, 1.0f, dy.data() + begin, n, x.data(), k, 0.0f,
-                            dw + begin * k, k);
-    if (result != 0) status = 100 + result;
-  });
-  return status;
-}
-
-// y (M, N) = gelu(h (M, K) + bias (K)) @ w (N, K)^T: the MLP's GELU and fc2 product, h being fc1's output before
-// its bias. The activations exist a block of rows at a time, in the cache, never whole in memory.
-int GeluLinearForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
-                      void *extra) {
-  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
-  const Sgemm gemm = OneDnnSgemm();
-  if (gemm == nullptr) return kNoOneDnn;
-  const float *h = static_cast<const float *>(params[0]), *bias = static_cast<const float *>(params[1]);
-  const float *w = static_cast<const float *>(params[2]);
-  float *y = static_cast<float *>(params[3]);
-  const int64_t m = shapes[0][0], k = shapes[0][1], n = shapes[2][0];
-  const int64_t block = std::max({kGemmMinRows, kGemmBlockElements / k, n});
-  std::atomic<int> status{0};
-  ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
-    std::vector<float> act(static_cast<size_t>(std::min(block, end - begin) * k));
-    ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
-      BiasGeluRows(h + first * k, bias, count, k, act.data());
-      const int result = gemm('N', 'T', count, n, k, 1.0f, act.data(), k, w, k, 0.0f, y + first * n, n);
-      if (result != 0) status = 100 + result;
-    });
-  });
-  return status;
-}
-
-// GeluLinearForward's gradients from dy (M, N), h, bias, w: dh (M, K), dbias (K), dw (N, K). The activations are
-// recomputed a block of rows at a time, so the forward keeps only h; each chunk sums its rows' dw and dbias.
-int GeluLinearBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
-                       void *extra) {
-  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
-  const Sgemm gemm = OneDnnSgemm();
-  if (gemm == nullptr) return kNoOneDnn;
-  const float *dy = static_cast<const float *>(params[0]), *h = static_cast<const float *>(params[1]);
-  const float *bias = static_cast<const float *>(params[2]), *w = static_cast<const float *>(params[3]);
-  float *dh = static_cast<float *>(params[4]), *dbias = static_cast<float *>(params[5]);
-  float *dw = static_cast<float *>(params[6]);
-  const int64_t m = shapes[0][0], n = shapes[0][1], k = shapes[1][1];
-  const int64_t block = std::max({kGemmMinRows, kGemmBlockElements / k, n});
-  std::vector<float> dw_partial(static_cast<size_t>(MaxChunks()) * n * k, 0.0f);
-  std::vector<float> dbias_partial(static_cast<size_t>(MaxChunks()) * k, 0.0f);
-  std::atomic<int> status{0};
-  const int chunks = ParallelFor(m, kGemmMinRows, [&](int chunk, int64_t begin, int64_t end) {
-    float *dw_sum = dw_partial.data() + static_cast<size_t>(chunk) * n * k;
-    float *dbias_sum = dbias_partial.data() + static_cast<size_t>(chunk) * k;
-    std::vector<float> act(static_cast<size_t>(std::min(block, end - begin) * k));
-    ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
-      const float *dy_rows = dy + first * n;
-      BiasGeluRows(h + first * k, bias, count, k, act.data());
-      int result = gemm('T', 'N', n, k, count, 1.0f, dy_rows, n, act.data(), k, 1.0f, dw_sum, k);
-      result = result ? result : gemm('N', 'N', count, k, n, 1.0f, dy_rows, n, w, k, 0.0f, dh + first * k, k);
-      if (result != 0) status = 100 + result;
-      for (int64_t r = first; r < first + count; ++r) {
-        BiasGeluGradRow(h + r * k, bias, dh + r * k, k, dh + r * k, dbias_sum);
-      }
-    });
-  });
-  const std::vector<float> dw_total = SumChunks(dw_partial, chunks, n * k);
-  const std::vector<float> dbias_total = SumChunks(dbias_partial, chunks, k);
-  std::copy(dw_total.begin(), dw_total.end(), dw);
-  std::copy(dbias_total.begin(), dbias_total.end(), dbias);
-  return status;
 }
 
 // Multi-head softmax attention, softmax(q k^T / sqrt(head_dim)) v per head, on tokens: the heads are channel
@@ -904,5 +1125,29 @@ int PackedAttentionBackward(int nparam, void **params, int *ndims, int64_t **sha
                         static_cast<const float *>(params[2]), static_cast<const float *>(params[3]), dqkv,
                         dqkv + c, dqkv + 2 * c, s);
 }
+
+// The matmul and dense-layer kernels in fp32 and in bf16 (operands rounded to bf16, fp32 sums: AVX-512-BF16 or AMX
+// through oneDNN), each an entry point of the name given, with the inputs and outputs of the kernel named.
+#define DENSE_ENTRY(name, kernel, precision)                                                                    \
+  int name(int nparam, void **params, int *, int64_t **shapes, const char **dtypes, void *, void *) {          \
+    return AllFloat32(nparam, dtypes) ? kernel<precision>(params, shapes) : kWrongDtype;                       \
+  }
+DENSE_ENTRY(MatMulForward, MatMulKernel, Fp32)
+DENSE_ENTRY(MatMulBackward, MatMulGradKernel, Fp32)
+DENSE_ENTRY(MatMulBf16Forward, MatMulKernel, Bf16)
+DENSE_ENTRY(MatMulBf16Backward, MatMulGradKernel, Bf16)
+DENSE_ENTRY(LinearForward, LinearKernel, Fp32)
+DENSE_ENTRY(LinearBackward, LinearGradKernel, Fp32)
+DENSE_ENTRY(LinearBf16Forward, LinearKernel, Bf16)
+DENSE_ENTRY(LinearBf16Backward, LinearGradKernel, Bf16)
+DENSE_ENTRY(GeluLinearForward, GeluLinearKernel, Fp32)
+DENSE_ENTRY(GeluLinearBackward, GeluLinearGradKernel, Fp32)
+DENSE_ENTRY(GeluLinearBf16Forward, GeluLinearKernel, Bf16)
+DENSE_ENTRY(GeluLinearBf16Backward, GeluLinearGradKernel, Bf16)
+DENSE_ENTRY(PatchLinearForward, PatchLinearKernel, Fp32)
+DENSE_ENTRY(PatchLinearBackward, PatchLinearGradKernel, Fp32)
+DENSE_ENTRY(PatchLinearBf16Forward, PatchLinearKernel, Bf16)
+DENSE_ENTRY(PatchLinearBf16Backward, PatchLinearGradKernel, Bf16)
+#undef DENSE_ENTRY
 
 }  // extern "C"

@@ -33,6 +33,10 @@ def _custom(name, out_shape, out_dtype, bprop=None):
                       bprop=bprop)
 
 
+# The dense-layer kernels' names by matmul precision.
+_DENSE_KERNELS = {"fp32": "", "bf16": "Bf16"}
+
+
 def _same(x, *_):
     return x
 
@@ -48,17 +52,46 @@ def bias_gelu_op():
     return _custom("BiasGeluForward", lambda x, bias: x, lambda x, bias: x, bprop)
 
 
-def gelu_linear_op():
-    """``op(h, bias, weight)``: ``gelu(h + bias) @ weight.T`` of fp32 ``h (M, K)``, ``bias (K)``, ``weight (N, K)``
-    as (M, N), differentiable in all three: an MLP's GELU and second matmul, with the activations never stored. The
+def gelu_linear_op(precision="fp32"):
+    """``op(h, bias, weight, out_bias)``: ``gelu(h + bias) @ weight.T + out_bias`` of fp32 ``h (M, K)``, ``bias (K)``,
+    ``weight (N, K)``, ``out_bias (N)`` as (M, N), the matmul in ``precision`` ("fp32", or "bf16": operands rounded to
+    bf16, fp32 sums); differentiable in all four. An MLP's GELU and second layer, the activations never stored: the
     backward recomputes them from ``h``, so training keeps one (M, K) tensor per MLP instead of two."""
-    backward = _custom("GeluLinearBackward", lambda dy, h, bias, weight: (h, bias, weight),
-                       lambda dy, h, bias, weight: (h, h, h))
+    name = _DENSE_KERNELS[precision]
+    backward = _custom(f"GeluLinear{name}Backward", lambda dy, h, bias, weight: (h, bias, weight, dy[-1:]),
+                       lambda dy, h, bias, weight: (h, h, h, h))
 
-    def bprop(h, bias, weight, out, dout):
+    def bprop(h, bias, weight, out_bias, out, dout):
         return backward(dout, h, bias, weight)
 
-    return _custom("GeluLinearForward", lambda h, bias, weight: [h[0], weight[0]], lambda h, bias, weight: h, bprop)
+    return _custom(f"GeluLinear{name}Forward", lambda h, bias, weight, out_bias: [h[0], weight[0]],
+                   lambda h, bias, weight, out_bias: h, bprop)
+
+
+def matmul_op(precision="fp32"):
+    """``op(x, weight)``: ``x @ weight.T`` of fp32 ``x (M, K)`` and ``weight (N, K)`` as (M, N), the matmul in
+    ``precision`` (as ``gelu_linear_op``'s); differentiable in both, its gradients matmuls of the same precision."""
+    name = _DENSE_KERNELS[precision]
+    backward = _custom(f"MatMul{name}Backward", lambda dy, x, weight: (x, weight), lambda dy, x, weight: (x, x))
+
+    def bprop(x, weight, out, dout):
+        return backward(dout, x, weight)
+
+    return _custom(f"MatMul{name}Forward", lambda x, weight: [x[0], weight[0]], lambda x, weight: x, bprop)
+
+
+def linear_op(precision="fp32"):
+    """``op(x, weight, bias)``: ``x @ weight.T + bias`` of fp32 ``x (M, K)``, ``weight (N, K)``, ``bias (N)`` as (M, N),
+    the matmul in ``precision`` (as ``gelu_linear_op``'s) and the bias added while each block of the output is in
+    the cache; differentiable in all three."""
+    name = _DENSE_KERNELS[precision]
+    backward = _custom(f"Linear{name}Backward", lambda dy, x, weight: (x, weight, dy[-1:]),
+                       lambda dy, x, weight: (x, x, x))
+
+    def bprop(x, weight, bias, out, dout):
+        return backward(dout, x, weight)
+
+    return _custom(f"Linear{name}Forward", lambda x, weight, bias: [x[0], weight[0]], lambda x, weight, bias: x, bprop)
 
 
 def peg_op():
@@ -88,15 +121,19 @@ def layer_norm_op():
     return _custom("LayerNormForward", _same, _same, bprop)
 
 
-def bf16_matmul_op():
-    """``op(x, weight)``: ``x (M, K) @ weight (N, K).T`` of fp32 tensors with both rounded to bf16 and the products
-    summed in fp32 (oneDNN's bf16 GEMM), as an fp32 (M, N) tensor. Its gradients are bf16 GEMMs of the same kind."""
-    backward = _custom("MatMulBf16Backward", lambda dy, x, weight: (x, weight), lambda dy, x, weight: (x, x))
+def patch_linear_op(precision="fp32"):
+    """``op(x, weight, bias)``: the convolution with kernel == stride of a channels-last fp32 grid ``x (B, H, W, C)`` by
+    the conv weight ``weight (N, C, p, p)`` plus ``bias (N)``, as (B, H // p, W // p, N), the matmul in ``precision``
+    (as ``gelu_linear_op``'s) and the patches gathered as the GEMM takes them. Differentiable in all three."""
+    name = _DENSE_KERNELS[precision]
+    backward = _custom(f"PatchLinear{name}Backward", lambda dy, x, weight: (x, weight, dy[-1:]),
+                       lambda dy, x, weight: (x, x, x))
 
-    def bprop(x, weight, out, dout):
+    def bprop(x, weight, bias, out, dout):
         return backward(dout, x, weight)
 
-    return _custom("MatMulBf16", lambda x, weight: [x[0], weight[0]], lambda x, weight: x, bprop)
+    return _custom(f"PatchLinear{name}Forward", lambda x, w, bias: [x[0], x[1] // w[2], x[2] // w[3], w[0]],
+                   lambda x, weight, bias: x, bprop)
 
 
 def attention_op():

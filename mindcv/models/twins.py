@@ -5,10 +5,11 @@
 Parameter names and shapes are the reference's (timm ``twins_*``, the official release), so converted
 weights load by name and the logits match. Tokens stay on a channels-last grid (B, H, W, C) between
 stages. Choices made for speed on MindSpore CPU without changing the numbers: convolutions whose kernel
-equals their stride (patch embeddings, GSA sub-sampling) run as one matmul over patches; in fp32 on CPU, LayerNorm,
-bias adds, fc1's bias with the GELU, the PEG depthwise conv and the attention itself (on the projected tokens,
-heads never split into an axis of their own) run as fused kernels (``mindcv.kernels``); elsewhere q/k/v are
-computed from slices of their fused weight instead of slicing the fused activation.
+equals their stride (patch embeddings, GSA sub-sampling) run as one matmul over patches; in fp32 on CPU, dense
+layers with their bias, patch convolutions (gathering the patches as they multiply), the MLP's GELU with its second
+layer, LayerNorm, the PEG depthwise conv and the attention itself (on the projected tokens, heads never split into an
+axis of their own) run as fused kernels (``mindcv.kernels``); elsewhere q/k/v are computed from slices of their fused
+weight instead of slicing the fused activation.
 """
 import numpy as np
 
@@ -19,7 +20,7 @@ from ..foundation.errors import InvalidValueError
 from ..foundation.graph_cache import renew_graph_cache
 from ..kernels import attention_op, fused_kernels_available, packed_attention_op, peg_op
 from .helpers import build_model_with_cfg
-from .layers import (BiasAdd, DropPath, LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, RowMatMul, conv_init, dropout,
+from .layers import (DropPath, LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, RowLinear, conv_init, dropout,
                      export_form, number_random_streams)
 from .registry import register_model, register_model_alias
 
@@ -108,8 +109,7 @@ class Attention(nn.Cell):
         self.proj = Linear(dim, dim)
         self.attn_drop = dropout(attn_drop)
         self.proj_drop = dropout(proj_drop)
-        self.matmul = RowMatMul()
-        self.add_bias = BiasAdd()
+        self.dense = RowLinear()
         self.scores = ops.BatchMatMul(transpose_b=True)
         self.weighted_sum = ops.BatchMatMul()
         # The kernel has no dropout of the attention weights.
@@ -122,7 +122,7 @@ class Attention(nn.Cell):
     def heads(self, x, weight, bias):
         """Project (N, L, C) tokens with ``weight``/``bias`` and split into (N, heads, L, head_dim)."""
         n, length, c = x.shape
-        y = self.add_bias(self.matmul(x.reshape(n * length, c), weight), bias)
+        y = self.dense(x.reshape(n * length, c), weight, bias)
         return y.reshape(n, length, self.num_heads, -1).transpose(0, 2, 1, 3)
 
     def attend(self, q, k, v):

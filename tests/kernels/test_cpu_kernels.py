@@ -41,22 +41,23 @@ class FusedBiasGelu(ErfBiasGelu):
 
 
 class GeluThenLinear(nn.Cell):
-    def __init__(self, bias, weight):
+    def __init__(self, bias, weight, out_bias):
         super().__init__()
         self.gelu = ErfBiasGelu(bias)
         self.weight = weight
+        self.out_bias = out_bias
 
     def construct(self, h):
-        return ops.matmul(self.gelu(h), self.weight.T)
+        return ops.matmul(self.gelu(h), self.weight.T) + self.out_bias
 
 
 class FusedGeluLinear(GeluThenLinear):
-    def __init__(self, bias, weight):
-        super().__init__(bias, weight)
+    def __init__(self, bias, weight, out_bias):
+        super().__init__(bias, weight, out_bias)
         self.op = cpu_kernels.gelu_linear_op()
 
     def construct(self, h):
-        return self.op(h, self.gelu.bias, self.weight)
+        return self.op(h, self.gelu.bias, self.weight, self.out_bias)
 
 
 class ConvPeg(nn.Cell):
@@ -122,10 +123,94 @@ def test_fused_gelu_linear_equals_gelu_then_matmul_and_its_gradients(rows, hidde
     bias = ms.Parameter(ms.Tensor(rng.standard_normal(hidden).astype(np.float32)), name="bias")
     weight = ms.Parameter(ms.Tensor((rng.standard_normal((out, hidden)) / hidden ** 0.5).astype(np.float32)),
                           name="weight")
+    out_bias = ms.Parameter(ms.Tensor(rng.standard_normal(out).astype(np.float32)), name="out_bias")
     h = ms.Tensor((rng.standard_normal((rows, hidden)) * 2).astype(np.float32))
     dy = ms.Tensor(rng.standard_normal((rows, out)).astype(np.float32))
-    assert_same_values_and_gradients(FusedGeluLinear(bias, weight), GeluThenLinear(bias, weight), h, dy,
-                                     [bias, weight], ("d bias", "d weight"))
+    assert_same_values_and_gradients(FusedGeluLinear(bias, weight, out_bias), GeluThenLinear(bias, weight, out_bias),
+                                     h, dy, [bias, weight, out_bias], ("d bias", "d weight", "d out_bias"))
+
+
+class MindSporeDense(nn.Cell):
+    """x @ weight.T (+ bias) by MindSpore's own operators."""
+
+    def __init__(self, weight, bias=None):
+        super().__init__()
+        self.weight = weight
+        self.bias = bias
+
+    def construct(self, x):
+        y = ops.matmul(x, self.weight.T)
+        return y if self.bias is None else y + self.bias
+
+
+class FusedDense(MindSporeDense):
+    def __init__(self, weight, bias=None):
+        super().__init__(weight, bias)
+        self.op = cpu_kernels.matmul_op() if bias is None else cpu_kernels.linear_op()
+
+    def construct(self, x):
+        return self.op(x, self.weight) if self.bias is None else self.op(x, self.weight, self.bias)
+
+
+# Rows: under one chunk; several chunks; few rows against a long input row (GSA's sub-sampling conv).
+@pytest.mark.parametrize("rows, inputs, out", [(5, 12, 3), (1000, 256, 64), (392, 4096, 64)])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_fused_fp32_matmul_and_dense_layer_equal_mindspores_and_their_gradients(rows, inputs, out, with_bias):
+    rng = np.random.default_rng(5)
+    weight = ms.Parameter(ms.Tensor((rng.standard_normal((out, inputs)) / inputs ** 0.5).astype(np.float32)),
+                          name="weight")
+    bias = ms.Parameter(ms.Tensor(rng.standard_normal(out).astype(np.float32)), name="bias") if with_bias else None
+    x = ms.Tensor(rng.standard_normal((rows, inputs)).astype(np.float32))
+    dy = ms.Tensor(rng.standard_normal((rows, out)).astype(np.float32))
+    weights = [weight, bias] if with_bias else [weight]
+    assert_same_values_and_gradients(FusedDense(weight, bias), MindSporeDense(weight, bias), x, dy, weights,
+                                     ("d weight", "d bias")[:len(weights)])
+
+
+class StridedConv(nn.Cell):
+    """MindSpore's Conv2d (kernel == stride == patch, no padding) on a channels-last grid, plus bias."""
+
+    def __init__(self, weight, bias, patch):
+        super().__init__()
+        self.weight, self.bias, self.patch = weight, bias, patch
+        self.conv = ops.Conv2D(weight.shape[0], patch, stride=patch)
+
+    def construct(self, x):
+        return (self.conv(x.transpose(0, 3, 1, 2), self.weight).transpose(0, 2, 3, 1) + self.bias)
+
+
+class FusedPatchConv(StridedConv):
+    def __init__(self, weight, bias, patch):
+        super().__init__(weight, bias, patch)
+        self.op = cpu_kernels.patch_linear_op()
+
+    def construct(self, x):
+        return self.op(x, self.weight, self.bias)
+
+
+def patch_conv_parameters(rng, channels, out, patch):
+    weight = rng.standard_normal((out, channels, patch, patch)) / (channels * patch * patch) ** 0.5
+    return (ms.Parameter(ms.Tensor(weight.astype(np.float32)), name="weight"),
+            ms.Parameter(ms.Tensor(rng.standard_normal(out).astype(np.float32)), name="bias"))
+
+
+# Grids with rows and columns beyond the last whole patch (dropped, zero gradient), PCPVT's stem and its GSA's
+# sub-sampling at stride 8.
+@pytest.mark.parametrize("shape, patch, out", [((2, 9, 10, 5), 2, 7), ((2, 56, 56, 3), 4, 64),
+                                               ((1, 16, 24, 64), 8, 64)])
+def test_fused_patch_conv_equals_strided_conv_and_its_gradients(shape, patch, out):
+    rng = np.random.default_rng(8)
+    weight, bias = patch_conv_parameters(rng, shape[-1], out, patch)
+    x = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+    dy = ms.Tensor(rng.standard_normal((shape[0], shape[1] // patch, shape[2] // patch, out)).astype(np.float32))
+    assert_same_values_and_gradients(FusedPatchConv(weight, bias, patch), StridedConv(weight, bias, patch), x, dy,
+                                     [weight, bias], ("d weight", "d bias"))
+
+
+def test_patch_conv_refuses_a_weight_for_other_channels():
+    weight, bias = patch_conv_parameters(np.random.default_rng(9), 3, 3, 2)
+    with pytest.raises(RuntimeError, match=r"function\(PatchLinearForward\) is 5"):
+        FusedPatchConv(weight, bias, 2)(ms.Tensor(np.ones((1, 4, 4, 2), np.float32))).asnumpy()
 
 
 def test_fused_gelu_propagates_nan_and_inf():

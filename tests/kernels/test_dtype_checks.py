@@ -18,8 +18,14 @@ from .aot import call_kernel
 ENTRY_POINTS = {
     "BiasGeluForward": [(4, 8), (8,), (4, 8)],
     "BiasGeluBackward": [(4, 8), (8,), (4, 8), (4, 8), (8,)],
-    "GeluLinearForward": [(4, 8), (8,), (3, 8), (4, 3)],
-    "GeluLinearBackward": [(4, 3), (4, 8), (8,), (3, 8), (4, 8), (8,), (3, 8)],
+    "GeluLinearForward": [(4, 8), (8,), (3, 8), (3,), (4, 3)],
+    "GeluLinearBackward": [(4, 3), (4, 8), (8,), (3, 8), (4, 8), (8,), (3, 8), (3,)],
+    "GeluLinearBf16Forward": [(4, 8), (8,), (3, 8), (3,), (4, 3)],
+    "GeluLinearBf16Backward": [(4, 3), (4, 8), (8,), (3, 8), (4, 8), (8,), (3, 8), (3,)],
+    "LinearForward": [(4, 8), (3, 8), (3,), (4, 3)],
+    "LinearBackward": [(4, 3), (4, 8), (3, 8), (4, 8), (3, 8), (3,)],
+    "LinearBf16Forward": [(4, 8), (3, 8), (3,), (4, 3)],
+    "LinearBf16Backward": [(4, 3), (4, 8), (3, 8), (4, 8), (3, 8), (3,)],
     "PegForward": [(1, 3, 3, 8), (8, 1, 3, 3), (8,), (1, 3, 3, 8)],
     "PegBackwardInput": [(1, 3, 3, 8), (8, 1, 3, 3), (1, 3, 3, 8)],
     "PegBackwardWeight": [(1, 3, 3, 8), (1, 3, 3, 8), (8, 1, 3, 3), (8,)],
@@ -28,15 +34,22 @@ ENTRY_POINTS = {
     "BiasAddForward": [(4, 8), (8,), (4, 8)],
     "BiasAddBackward": [(4, 8), (8,)],
     "SumOfSquares": [(4, 8), (3,), (1,)],
-    "MatMulBf16": [(4, 8), (3, 8), (4, 3)],
+    "MatMulForward": [(4, 8), (3, 8), (4, 3)],
+    "MatMulBackward": [(4, 3), (4, 8), (3, 8), (4, 8), (3, 8)],
+    "MatMulBf16Forward": [(4, 8), (3, 8), (4, 3)],
     "MatMulBf16Backward": [(4, 3), (4, 8), (3, 8), (4, 8), (3, 8)],
+    "PatchLinearForward": [(1, 4, 5, 2), (3, 2, 2, 2), (3,), (1, 2, 2, 3)],
+    "PatchLinearBackward": [(1, 2, 2, 3), (1, 4, 5, 2), (3, 2, 2, 2), (1, 4, 5, 2), (3, 2, 2, 2), (3,)],
+    "PatchLinearBf16Forward": [(1, 4, 5, 2), (3, 2, 2, 2), (3,), (1, 2, 2, 3)],
+    "PatchLinearBf16Backward": [(1, 2, 2, 3), (1, 4, 5, 2), (3, 2, 2, 2), (1, 4, 5, 2), (3, 2, 2, 2), (3,)],
     "AttentionForward": [(2, 4, 8), (2, 3, 16), (1,), (2, 4, 8)],
     "AttentionBackward": [(2, 4, 8), (2, 3, 16), (1,), (2, 4, 8), (2, 4, 8), (2, 4, 8), (2, 3, 16)],
     "PackedAttentionForward": [(2, 4, 24), (1,), (2, 4, 8)],
     "PackedAttentionBackward": [(2, 4, 24), (1,), (2, 4, 8), (2, 4, 8), (2, 4, 24)],
 }
-OUTPUTS = {"BiasGeluBackward": 2, "GeluLinearBackward": 3, "PegBackwardWeight": 2, "LayerNormBackward": 3,
-           "AttentionBackward": 2, "MatMulBf16Backward": 2}
+OUTPUTS = {"BiasGeluBackward": 2, "GeluLinearBackward": 4, "GeluLinearBf16Backward": 4, "LinearBackward": 3,
+           "LinearBf16Backward": 3, "PegBackwardWeight": 2, "LayerNormBackward": 3, "AttentionBackward": 2,
+           "MatMulBackward": 2, "MatMulBf16Backward": 2, "PatchLinearBackward": 3, "PatchLinearBf16Backward": 3}
 # Inputs that are counts rather than data: (entry point, position) -> value.
 COUNTS = {("AttentionForward", 2): 2, ("AttentionBackward", 2): 2, ("PackedAttentionForward", 1): 2,
           ("PackedAttentionBackward", 1): 2}
@@ -44,7 +57,8 @@ COUNTS = {("AttentionForward", 2): 2, ("AttentionBackward", 2): 2, ("PackedAtten
 
 def test_every_entry_point_of_the_source_is_checked_here():
     with open(os.path.join(os.path.dirname(kernels.__file__), "cpu_kernels.cc")) as source:
-        defined = re.findall(r"^int (\w+)\(int nparam, void \*\*params", source.read(), re.MULTILINE)
+        defined = re.findall(r"^(?:int |DENSE_ENTRY\()(\w+)(?:\(int nparam, void \*\*params|,)", source.read(),
+                             re.MULTILINE)
     assert sorted(defined) == sorted(ENTRY_POINTS)
 
 

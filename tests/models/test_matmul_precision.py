@@ -1,6 +1,7 @@
 """precision="bf16": the matmuls take bf16-rounded operands and sum in fp32, everything else stays fp32; the switch
 is reversible, refuses unknown values, and falls back to fp32 with a warning where the CPU has no bf16."""
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -9,9 +10,9 @@ import mindspore as ms
 from mindspore import nn
 
 from mindcv.foundation import InvalidValueError
-from mindcv.kernels import bf16_matmul_op, has_bf16_instructions
+from mindcv.kernels import gelu_linear_op, has_bf16_instructions, linear_op, matmul_op, patch_linear_op
 from mindcv.models import create_model, set_matmul_precision
-from mindcv.models.layers import RowMatMul, linear
+from mindcv.models.layers import Mlp, PatchConv, RowLinear, RowMatMul, linear
 
 needs_bf16 = pytest.mark.skipif(not has_bf16_instructions(), reason="this CPU has no bf16 instructions")
 
@@ -23,24 +24,29 @@ def to_bf16(array):
     return rounded.astype(np.uint32).view(np.float32).astype(np.float64)
 
 
+def gelu(z):
+    """The exact (erf) GELU, in float64."""
+    return 0.5 * z * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))
+
+
 class Product(nn.Cell):
     def __init__(self, op):
         super().__init__()
         self.op = op
 
-    def construct(self, x, weight):
-        return self.op(x, weight)
+    def construct(self, *inputs):
+        return self.op(*inputs)
 
 
 class Weighted(Product):
-    """sum(op(x, weight) * upstream): its gradients are the op's backward given ``upstream``."""
+    """sum(op(*inputs) * upstream): its gradients are the op's backward given ``upstream``."""
 
     def __init__(self, op, upstream):
         super().__init__(op)
         self.upstream = upstream
 
-    def construct(self, x, weight):
-        return (self.op(x, weight) * self.upstream).sum()
+    def construct(self, *inputs):
+        return (self.op(*inputs) * self.upstream).sum()
 
 
 @needs_bf16
@@ -49,7 +55,7 @@ def test_bf16_matmul_rounds_both_operands_and_sums_in_fp32():
     x = rng.standard_normal((150, 72)).astype(np.float32)  # rows split over the threads, not a multiple of 64
     weight = rng.standard_normal((40, 72)).astype(np.float32)
     x[7, 3] = np.nan
-    y = Product(bf16_matmul_op())(ms.Tensor(x), ms.Tensor(weight)).asnumpy()
+    y = Product(matmul_op("bf16"))(ms.Tensor(x), ms.Tensor(weight)).asnumpy()
     expected = to_bf16(x) @ to_bf16(weight).T
     assert np.isnan(y[7]).all() and not np.isnan(np.delete(y, 7, axis=0)).any()
     finite = np.delete(np.arange(150), 7)
@@ -62,11 +68,60 @@ def test_bf16_matmul_rounds_both_operands_and_sums_in_fp32():
 def test_bf16_matmul_gradients_are_bf16_gemms_of_the_rounded_operands():
     rng = np.random.default_rng(1)
     x, weight, upstream = (rng.standard_normal(shape).astype(np.float32) for shape in ((150, 24), (40, 24), (150, 40)))
-    dx, dweight = ms.grad(Weighted(bf16_matmul_op(), ms.Tensor(upstream)), grad_position=(0, 1))(
+    dx, dweight = ms.grad(Weighted(matmul_op("bf16"), ms.Tensor(upstream)), grad_position=(0, 1))(
         ms.Tensor(x), ms.Tensor(weight))
     np.testing.assert_allclose(dx.asnumpy(), to_bf16(upstream) @ to_bf16(weight), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dweight.asnumpy(), to_bf16(upstream).T @ to_bf16(x), rtol=1e-5, atol=1e-5)
     assert np.abs(dweight.asnumpy() - upstream.T @ x).max() > 1e-3  # rounded, so not the fp32 gradient
+
+
+@needs_bf16
+def test_bf16_dense_layer_adds_its_bias_to_the_bf16_product_and_sums_its_gradient():
+    rng = np.random.default_rng(3)
+    x, weight, bias, upstream = (rng.standard_normal(shape).astype(np.float32)
+                                 for shape in ((150, 72), (40, 72), (40,), (150, 40)))
+    inputs = [ms.Tensor(array) for array in (x, weight, bias)]
+    y = Product(linear_op("bf16"))(*inputs).asnumpy()
+    np.testing.assert_allclose(y, to_bf16(x) @ to_bf16(weight).T + bias, rtol=1e-5, atol=1e-5)
+    dx, dweight, dbias = ms.grad(Weighted(linear_op("bf16"), ms.Tensor(upstream)), grad_position=(0, 1, 2))(*inputs)
+    np.testing.assert_allclose(dx.asnumpy(), to_bf16(upstream) @ to_bf16(weight), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dweight.asnumpy(), to_bf16(upstream).T @ to_bf16(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dbias.asnumpy(), upstream.sum(axis=0), rtol=1e-5, atol=1e-5)
+
+
+@needs_bf16
+def test_bf16_gelu_dense_layer_multiplies_the_rounded_activations_and_recomputes_them_for_its_gradients():
+    rng = np.random.default_rng(4)
+    h, bias, out_bias, upstream = (rng.standard_normal(shape).astype(np.float32)
+                                   for shape in ((300, 96), (96,), (24,), (300, 24)))
+    weight = (rng.standard_normal((24, 96)) / 96 ** 0.5).astype(np.float32)
+    inputs = [ms.Tensor(array) for array in (h, bias, weight, out_bias)]
+    y = Product(gelu_linear_op("bf16"))(*inputs).asnumpy()
+    z = h.astype(np.float64) + bias
+    activations = gelu(z)
+    # erf approximated to 1.5e-7 may round an activation lying on a bf16 midpoint the other way: one 2^-8 step
+    np.testing.assert_allclose(y, to_bf16(activations) @ to_bf16(weight).T + out_bias, rtol=0, atol=2e-3)
+    assert np.abs(y - (activations @ weight.T + out_bias)).max() > 4e-3  # rounded to bf16, not fp32
+    dh, dbias, dweight, dout_bias = ms.grad(Weighted(gelu_linear_op("bf16"), ms.Tensor(upstream)),
+                                            grad_position=(0, 1, 2, 3))(*inputs)
+    gelu_slope = 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0))) + z * np.exp(-z * z / 2) / math.sqrt(
+        2 * math.pi)
+    expected_dh = (to_bf16(upstream) @ to_bf16(weight)) * gelu_slope
+    np.testing.assert_allclose(dh.asnumpy(), expected_dh, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(dbias.asnumpy(), expected_dh.sum(axis=0), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(dweight.asnumpy(), to_bf16(upstream).T @ to_bf16(activations), rtol=0, atol=2e-2)
+    np.testing.assert_allclose(dout_bias.asnumpy(), upstream.sum(axis=0), rtol=1e-5, atol=1e-5)
+
+
+@needs_bf16
+def test_bf16_patch_conv_multiplies_the_rounded_patches():
+    rng = np.random.default_rng(5)
+    x, weight, bias = (rng.standard_normal(shape).astype(np.float32) for shape in ((2, 9, 10, 6), (5, 6, 2, 2), (5,)))
+    y = Product(patch_linear_op("bf16"))(*(ms.Tensor(array) for array in (x, weight, bias))).asnumpy()
+    patches = x[:, :8, :, :].reshape(2, 4, 2, 5, 2, 6).transpose(0, 1, 3, 2, 4, 5).reshape(40, 24)
+    weight_rows = weight.transpose(0, 2, 3, 1).reshape(5, 24)
+    expected = (to_bf16(patches) @ to_bf16(weight_rows).T + bias).reshape(2, 4, 5, 5)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
 @needs_bf16
@@ -85,12 +140,21 @@ def test_bf16_model_is_close_to_fp32_and_switches_back(pynative_mode):
     assert 0 < difference < 0.02 * np.abs(fp32).max()
 
 
+def kernel_names(model):
+    """The kernel each matmul-holding cell of ``model`` runs, by cell name."""
+    return {name: cell.fused.func.rpartition(":")[2] for name, cell in model.cells_and_names()
+            if isinstance(cell, (RowMatMul, RowLinear, Mlp, PatchConv)) and cell.fused is not None}
+
+
 def test_create_model_takes_the_precision():
-    model = create_model("svt_small", num_classes=2, precision="bf16")
-    switched = {name for name, cell in model.cells_and_names() if isinstance(cell, RowMatMul) and cell.fused}
-    expected = {"head.matmul", "patch_embeds.0.proj.matmul", "blocks.0.0.attn.matmul", "blocks.0.0.mlp.fc1.matmul",
-                "blocks.0.1.attn.sr.matmul"} if has_bf16_instructions() else set()
-    assert expected <= switched
+    kernels = kernel_names(create_model("svt_small", num_classes=2, precision="bf16"))
+    expected = {"head.dense": "LinearBf16Forward", "patch_embeds.0.proj": "PatchLinearBf16Forward",
+                "blocks.0.0.attn.qkv.dense": "LinearBf16Forward", "blocks.0.0.mlp": "GeluLinearBf16Forward",
+                "blocks.0.0.mlp.fc1.dense.matmul": "MatMulBf16Forward", "blocks.0.1.attn.sr": "PatchLinearBf16Forward"}
+    if not has_bf16_instructions():
+        expected = {name: kernel.replace("Bf16", "") for name, kernel in expected.items()}
+    assert expected.items() <= kernels.items()
+    assert len(set(kernels.values())) == 4, "one precision throughout"
 
 
 def test_a_cpu_without_bf16_warns_and_keeps_fp32(monkeypatch, caplog):
@@ -99,7 +163,7 @@ def test_a_cpu_without_bf16_warns_and_keeps_fp32(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING):
         assert set_matmul_precision(model, "bf16") == "fp32"
     assert "no bf16 instructions (avx512_bf16 or amx_bf16); running fp32" in caplog.text
-    assert all(cell.fused is None for _, cell in model.cells_and_names() if isinstance(cell, RowMatMul))
+    assert not any("Bf16" in kernel for kernel in kernel_names(model).values())
 
 
 def test_an_unknown_precision_is_refused_with_the_accepted_ones():

@@ -8,22 +8,25 @@ from mindspore.common.initializer import TruncatedNormal
 
 from ...foundation.errors import InvalidValueError
 from ...foundation.graph_cache import renew_graph_cache
-from ...kernels import bf16_matmul_op, bias_add_op, fused_kernels_available, has_bf16_instructions
+from ...kernels import bias_add_op, fused_kernels_available, has_bf16_instructions, linear_op, matmul_op
 
-__all__ = ["BiasAdd", "Linear", "PRECISIONS", "RowMatMul", "set_matmul_precision"]
+__all__ = ["BiasAdd", "Linear", "PRECISIONS", "RowLinear", "RowMatMul", "set_matmul_precision"]
 
 _logger = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16")
 
 
 class RowMatMul(nn.Cell):
-    """``x (rows, in) @ weight (out, in).T``; in bf16 precision (``set_matmul_precision``) an fp32 ``x`` goes
-    through the bf16 GEMM, held as ``fused``."""
+    """``x (rows, in) @ weight (out, in).T``. On fp32 ``x`` with the fused kernels, one kernel (``fused``) multiplies
+    in the matmul precision (``set_matmul_precision``), a block of rows at a time; otherwise MindSpore's MatMul."""
 
     def __init__(self):
         super().__init__()
         self.matmul = ops.MatMul(transpose_b=True)  # not ``fp32``: Cell.to_float sets that name as a flag
-        self.fused = None
+        self.use_precision("fp32")
+
+    def use_precision(self, precision):
+        self.fused = matmul_op(precision) if fused_kernels_available() else None
 
     def construct(self, x, weight):
         weight = weight.astype(x.dtype)
@@ -32,11 +35,31 @@ class RowMatMul(nn.Cell):
         return self.matmul(x, weight)
 
 
+class RowLinear(nn.Cell):
+    """``x (rows, in) @ weight (out, in).T + bias``. On fp32 ``x`` with the fused kernels, one kernel (``fused``)
+    multiplies in the matmul precision and adds the bias to each block of the output while it is in the cache;
+    otherwise MindSpore's MatMul and a bias add."""
+
+    def __init__(self):
+        super().__init__()
+        self.matmul = RowMatMul()
+        self.add_bias = BiasAdd()
+        self.use_precision("fp32")
+
+    def use_precision(self, precision):
+        self.fused = linear_op(precision) if fused_kernels_available() else None
+
+    def construct(self, x, weight, bias):
+        if self.fused is not None and x.dtype == mstype.float32:
+            return self.fused(x, weight, bias)
+        return self.add_bias(self.matmul(x, weight), bias)
+
+
 def set_matmul_precision(model, precision):
-    """Run ``model``'s matmuls (every ``RowMatMul``: the projections, the MLP, the patch convs, the head) in
-    ``precision``: ``fp32``, or ``bf16`` (both operands rounded to bf16, fp32 accumulation), where LayerNorm,
-    softmax, attention and the residuals stay fp32. bf16 needs a CPU with AVX-512-BF16 or AMX and the fused
-    kernels; elsewhere it warns and keeps fp32. Returns the precision in effect."""
+    """Run ``model``'s matmuls (the projections, the MLP, the patch convs, the head) in ``precision``: ``fp32``, or
+    ``bf16`` (both operands rounded to bf16, fp32 accumulation), where LayerNorm, softmax, attention and the
+    residuals stay fp32. bf16 needs a CPU with AVX-512-BF16 or AMX and the fused kernels; elsewhere it warns and
+    keeps fp32. Every cell with a ``use_precision`` method takes it. Returns the precision in effect."""
     if precision not in PRECISIONS:
         raise InvalidValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}.")
     if precision == "bf16" and not fused_kernels_available():
@@ -45,10 +68,9 @@ def set_matmul_precision(model, precision):
     elif precision == "bf16" and not has_bf16_instructions():
         _logger.warning("This CPU has no bf16 instructions (avx512_bf16 or amx_bf16); running fp32.")
         precision = "fp32"
-    op = bf16_matmul_op() if precision == "bf16" else None
     for _, cell in model.cells_and_names():
-        if isinstance(cell, RowMatMul):
-            cell.fused = op
+        if callable(getattr(cell, "use_precision", None)):
+            cell.use_precision(precision)
     renew_graph_cache(model)
     return precision
 
@@ -73,12 +95,11 @@ class Linear(nn.Dense):
 
     def __init__(self, in_features, out_features):
         super().__init__(in_features, out_features, weight_init=TruncatedNormal(sigma=0.02), bias_init="zeros")
-        self.matmul = RowMatMul()
-        self.add_bias = BiasAdd()
+        self.dense = RowLinear()
 
     def rows_without_bias(self, x):
         """x @ weight.T as (tokens, out_features), the bias left for a fused consumer to add."""
-        return self.matmul(x.reshape(-1, x.shape[-1]), self.weight)
+        return self.dense.matmul(x.reshape(-1, x.shape[-1]), self.weight)
 
     def construct(self, x):
-        return self.add_bias(self.rows_without_bias(x), self.bias).reshape(x.shape[:-1] + (-1,))
+        return self.dense(x.reshape(-1, x.shape[-1]), self.weight, self.bias).reshape(x.shape[:-1] + (-1,))

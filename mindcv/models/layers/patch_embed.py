@@ -2,9 +2,11 @@
 import math
 
 from mindspore import Parameter, nn
+from mindspore.common import dtype as mstype
 from mindspore.common.initializer import Normal, initializer
 
-from .linear import BiasAdd, RowMatMul
+from ...kernels import fused_kernels_available, patch_linear_op
+from .linear import RowLinear
 from .norm import LayerNorm
 
 __all__ = ["PatchConv", "PatchEmbed", "conv_init"]
@@ -17,7 +19,9 @@ def conv_init(shape, groups=1):
 
 
 class PatchConv(nn.Cell):
-    """Conv2d with kernel == stride == ``patch_size`` on a channels-last grid, as one matmul over patches.
+    """Conv2d with kernel == stride == ``patch_size`` on a channels-last grid, as one matmul over patches: on fp32
+    input with the fused kernels one kernel (``fused``) in the matmul precision that gathers the patches as it
+    multiplies, otherwise a transpose into patches and a dense layer.
 
     Holds the reference Conv2d's parameters (OIHW ``weight``, ``bias``) and gives its result, including
     the floor on grids that are not a multiple of the patch size.
@@ -28,18 +32,23 @@ class PatchConv(nn.Cell):
         self.patch_size = patch_size
         self.weight = Parameter(conv_init((out_channels, in_channels, patch_size, patch_size)), name="weight")
         self.bias = Parameter(initializer("zeros", (out_channels,)), name="bias")
-        self.matmul = RowMatMul()
-        self.add_bias = BiasAdd()
+        self.dense = RowLinear()
+        self.use_precision("fp32")
+
+    def use_precision(self, precision):
+        self.fused = patch_linear_op(precision) if fused_kernels_available() else None
 
     def construct(self, x):
         b, h, w, c = x.shape
         p = self.patch_size
+        if self.fused is not None and x.dtype == mstype.float32:
+            return self.fused(x, self.weight, self.bias)
         gh, gw = h // p, w // p
         if gh * p != h or gw * p != w:
             x = x[:, :gh * p, :gw * p, :]
         patches = x.reshape(b, gh, p, gw, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * gh * gw, p * p * c)
         weight = self.weight.astype(x.dtype).transpose(0, 2, 3, 1).reshape(self.weight.shape[0], p * p * c)
-        out = self.add_bias(self.matmul(patches, weight), self.bias)
+        out = self.dense(patches, weight, self.bias)
         return out.reshape(b, gh, gw, -1)
 
 
