@@ -1,4 +1,5 @@
 """Train a model from a YAML recipe: python train.py -c configs/twins/svt_s_gpu.yaml --data_dir DATA"""
+import contextlib
 import logging
 import os
 import signal
@@ -133,12 +134,12 @@ class RankZeroRecords:
 
 
 def validate(run, model, val_set, loss_fn):
-    """Top-1/top-5 and loss on ``val_set`` (of the EMA weights with ``ema``); a stop signal waits for its end."""
+    """Top-1/top-5 and loss on ``val_set`` (of the EMA weights with ``ema``), or None when a stop signal comes
+    first: a scheduler's grace period may be shorter than a validation pass."""
     loader = call_with_options(build_eval_loader, run.args, val_set)
-    if not run.args.ema:
-        return evaluate(model, loader, loss_fn, progress=run.show_bar)
-    with swap_ema_weights(run.train_step):
-        return evaluate(model, loader, loss_fn, progress=run.show_bar)
+    with swap_ema_weights(run.train_step) if run.args.ema else contextlib.nullcontext():
+        return evaluate(model, loader, loss_fn, progress=run.show_bar,
+                        interrupted=lambda: run.stop.agreed(run.device_num))
 
 
 def main(args):
@@ -187,6 +188,8 @@ def train(args, stop):
         metrics = {}
         if val_set is not None and (epoch % args.val_interval == 0 or epoch == args.epoch_size):
             metrics = validate(run, model, val_set, loss_fn)
+            if metrics is None:  # saved with every batch done, the epoch resumes at its validation
+                run.stop_if_asked(epoch, global_step, partial)
         saved = epoch % args.ckpt_save_interval == 0 or epoch == args.epoch_size
         if records:
             images = (steps_per_epoch - batches_done) * args.batch_size * device_num

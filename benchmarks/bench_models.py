@@ -71,13 +71,19 @@ def time_calls(call, warmup, repeats):
 
 
 def cpu_model():
-    """The CPU's model name and the ISA extensions that matter to the kernels, from /proc/cpuinfo."""
+    """The CPU's model name, family and model numbers (VMs often show only "AMD EPYC", whatever the
+    generation) and the ISA extensions that matter to the kernels, from /proc/cpuinfo."""
     with open("/proc/cpuinfo") as cpuinfo:
         text = cpuinfo.read()
-    name = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-    flags = set(re.search(r"^flags\s*:\s*(.+)$", text, re.M).group(1).split())
+
+    def field(key):
+        found = re.search(rf"^{key}\s*:\s*(.+)$", text, re.M)
+        return found.group(1).strip() if found else None
+
+    flags = set(field("flags").split())
     notable = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16") if f in flags]
-    return f"{name.group(1).strip() if name else platform.machine()} ({' '.join(notable)})"
+    generation = f"family {field('cpu family')}, model {field('model')}; " if field("cpu family") else ""
+    return f"{field('model name') or platform.machine()} ({generation}{' '.join(notable)})"
 
 
 def machine_busy_seconds():
@@ -98,7 +104,7 @@ def measure_ours(spec):
     import mindspore as ms
     from mindspore.device_context.cpu.op_tuning import threads_num
 
-    from mindcv.models import create_model
+    from mindcv.models import create_model, set_matmul_precision
     from mindcv.cli import call_with_options
     from mindcv.engine import build_train_step
 
@@ -107,8 +113,9 @@ def measure_ours(spec):
     threads_num(spec["threads"])
     ms.set_seed(0)
     args = recipe_args(spec["model"])
-    model = create_model(spec["model"], num_classes=1000, drop_path_rate=drop_path_rate(spec, args),
-                         precision=spec["dtype"])
+    model = create_model(spec["model"], num_classes=1000, drop_path_rate=drop_path_rate(spec, args))
+    # What create_model(precision=...) applies, kept to learn the precision this CPU runs.
+    ran = set_matmul_precision(model, spec["dtype"])
     rng = np.random.default_rng(0)
     batch, size = spec["batch_size"], spec["image_size"]
     images = ms.Tensor(rng.standard_normal((batch, 3, size, size), dtype=np.float32))
@@ -126,7 +133,7 @@ def measure_ours(spec):
 
         def call():
             step(images, labels)[0].asnumpy()
-    return time_calls(call, spec["warmup"], spec["repeats"])
+    return dict(time_calls(call, spec["warmup"], spec["repeats"]), precision=ran)
 
 
 def plain_training_loop(model, args, images, labels):
@@ -234,7 +241,7 @@ def measure_machine(spec):
     torch.set_num_threads(spec["threads"])
     n = MATMUL_SIZE
     measured = {}
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in (torch.float32, torch.bfloat16) if "bf16" in spec["dtypes"] else (torch.float32,):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         times = time_calls(lambda a=a, b=b: torch.mm(a, b), 1, 5)["times_s"]
         measured[f"torch_{str(dtype).replace('torch.', '')}"] = 2 * n ** 3 / min(times) / 1e9
@@ -300,9 +307,11 @@ def summarise(spec, result, peaks, flops):
     images = spec["batch_size"]
     forward = flops[spec["model"]][str(spec["image_size"])]
     flops_per_image = forward * (3 if spec["task"] == "training" else 1)
-    peak = peaks["bfloat16" if spec["dtype"] == "bf16" else "float32"]
+    ran = result.get("precision", spec["dtype"])  # ours runs fp32 where the CPU has no bf16
+    peak = peaks["bfloat16" if ran == "bf16" else "float32"]
     return {
         **{k: spec[k] for k in MEASUREMENT_KEYS},
+        "ran_as": ran,
         "img_per_s": images / median,
         "img_per_s_min": images / max(times),
         "img_per_s_max": images / min(times),
@@ -328,7 +337,8 @@ def markdown(rows, max_other_load):
     for r in rows:
         compile_s = f"{r['compile_s']:.1f}" if r["compile_s"] is not None else "–"
         load = f"{r['other_load_cores']:.2f}" + (" CONTENDED" if r["other_load_cores"] > max_other_load else "")
-        lines.append(f"| {r['model']} | {r['task']} | {r['impl']} {r['dtype']} | {r['batch_size']} | "
+        fallback = f" (ran {r['ran_as']})" if r["ran_as"] != r["dtype"] else ""
+        lines.append(f"| {r['model']} | {r['task']} | {r['impl']} {r['dtype']}{fallback} | {r['batch_size']} | "
                      f"{r['image_size']} | {r['img_per_s']:.2f} | "
                      f"{r['img_per_s_min']:.2f}–{r['img_per_s_max']:.2f} | {ratio(r, 'fp32')} | {ratio(r, 'bf16')} | "
                      f"{r['pct_matmul_peak']:.0f} % | {r['peak_rss_mb']:.0f} | {ratio(r, 'fp32', 'peak_rss_mb')} | "
@@ -349,6 +359,14 @@ def sweep_points(args):
     points |= {("inference", args.batch_size, size) for size in args.sweep_sizes}
     points |= {("training", args.batch_size, size) for size in args.sweep_train_sizes}
     return sorted(p for p in points if p[0] in args.tasks)
+
+
+def bf16_instructions():
+    """Whether this CPU multiplies bf16 in hardware, as the kernels decide it."""
+    sys.path.insert(0, ROOT)  # the checkout's package, as the workers get it
+    from mindcv.kernels import has_bf16_instructions
+
+    return has_bf16_instructions()
 
 
 def parse_args():
@@ -386,6 +404,9 @@ def parse_args():
     args = parser.parse_args()
     if args.repeats < 5:
         parser.error(f"--repeats {args.repeats}: at least 5 timed repeats are needed for a median and spread")
+    if "bf16" in args.dtypes and not bf16_instructions():
+        parser.error("--dtypes bf16: this CPU has no bf16 instructions (avx512_bf16, amx_bf16); PyTorch emulates "
+                     "bf16 matmuls there (about 1 GFLOP/s) and ours runs fp32. Measure fp32 only.")
     if args.plot and not args.sweep:
         parser.error(f"--plot {args.plot}: plots are drawn from a sweep; add --sweep")
     if args.sweep and not args.plot:
@@ -401,7 +422,7 @@ def main():
     common = dict(batch_size=args.batch_size, image_size=args.image_size, threads=args.threads,
                   drop_path_rate=args.drop_path_rate, warmup=args.warmup, repeats=args.repeats)
     points = sweep_points(args)
-    machine = run_isolated(dict(common, impl="machine", models=args.models,
+    machine = run_isolated(dict(common, impl="machine", models=args.models, dtypes=args.dtypes,
                                 image_sizes=sorted({size for _, _, size in points})))
     peaks, flops = machine["peak_gflops"], machine["forward_flops_per_image"]
     ours = run_isolated(dict(common, impl="mindspore-matmul"))
@@ -410,11 +431,11 @@ def main():
     # The machine's peak is what the faster framework's matmul reaches.
     for dtype in ("float32", "bfloat16"):
         peaks[dtype] = max(measured.get(f"torch_{dtype}", 0), measured.get(f"mindspore_{dtype}", 0))
+    bf16 = (f"; bf16 ours {measured.get('mindspore_bfloat16', 0):.0f}, torch {measured['torch_bfloat16']:.0f}"
+            if "bf16" in args.dtypes else "")
     print(f"{cpu_model()}, {os.cpu_count()} CPUs, {args.threads} threads; "
           f"{MATMUL_SIZE}x{MATMUL_SIZE} matmul GFLOP/s: fp32 MindSpore {measured['mindspore_float32']:.0f}, torch "
-          f"{measured['torch_float32']:.0f}; bf16 ours {measured.get('mindspore_bfloat16', 0):.0f}, torch "
-          f"{measured['torch_bfloat16']:.0f}; "
-          f"{' and '.join(args.dtypes)}", flush=True)
+          f"{measured['torch_float32']:.0f}{bf16}; {' and '.join(args.dtypes)}", flush=True)
     specs = [dict(common, model=model, task=task, batch_size=batch, image_size=size, impl=impl, dtype=dtype)
              for model in args.models for task, batch, size in points for dtype in args.dtypes for impl in args.impls]
     results, failures = {}, []

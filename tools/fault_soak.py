@@ -1,15 +1,16 @@
 """Kill a training run again and again, resume it each time, and check it ends as the uninterrupted run did.
 
-    python tools/fault_soak.py --kills 20 [--seed 0] [--reference DIR] [--out DIR] -- TRAIN.PY ARGUMENTS
+    python tools/fault_soak.py --kills 20 [--modes MODE ...] [--seed 0] [--reference DIR] [--out DIR] -- TRAIN.PY ARGS
 
 The arguments after ``--`` are train.py's (e.g. ``-c configs/twins/svt_s_demo_cpu.yaml --data_dir digits``);
 ``--ckpt_save_dir``, ``--auto_resume`` and ``--log_interval`` are set here. The tool first runs them once
 without interruption (or takes that run's folder from ``--reference``), then starts the run with
-``--auto_resume True`` and stops it ``--kills`` times, each time in one of these ways, in turn:
+``--auto_resume True`` and stops it ``--kills`` times, each time in one of these ways (or of ``--modes``), in turn:
 
   sigterm               SIGTERM at a random moment of an epoch: the run must save and exit 143
   sigkill-step          SIGKILL at a random moment of an epoch
   sigkill-checkpoint    SIGKILL while a checkpoint is being written (its temporary file exists)
+  sigterm-validation    SIGTERM while the epoch's validation runs: the run must save and exit 143
   sigkill-validation    SIGKILL while the epoch's validation runs
 
 and lets it finish. It passes when the final weights are bit-identical to the reference's, the per-epoch rows
@@ -32,7 +33,9 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KILL_MODES = ("sigterm", "sigkill-step", "sigkill-checkpoint", "sigkill-validation")
+KILL_MODES = ("sigterm", "sigkill-step", "sigkill-checkpoint", "sigterm-validation", "sigkill-validation")
+GRACEFUL_MODES = ("sigterm", "sigterm-validation")
+STOP_LINE = re.compile(r"after batch (\d+) of (\d+) in epoch (\d+)")
 TIMING_FIELDS = ("epoch_time_s", "images_per_s")
 STEP_LINE = re.compile(r"epoch (\d+) step (\d+)/(\d+): loss ([\d.eE+-]+|nan)")
 
@@ -84,7 +87,7 @@ def wait_for_kill_point(mode, out, process, rng):
     """Wait until ``mode``'s moment has come; False when the run ended first."""
     if mode == "sigkill-checkpoint":
         return wait_until(lambda: any(f.startswith(".tmp-") for f in os.listdir(out)), process, 900)
-    if mode == "sigkill-validation":
+    if mode.endswith("-validation"):
         lines, epochs = len(steps_logged(out)), epochs_logged(out)
         return wait_until(lambda: in_validation(out, lines, epochs), process, 900)
     started = len(steps_logged(out))
@@ -103,12 +106,14 @@ def kill_once(mode, train_args, out, rng):
         process.communicate()
         return dict(record, killed=False, returncode=process.returncode)
     signalled = time.time()
-    process.send_signal(signal.SIGTERM if mode == "sigterm" else signal.SIGKILL)
+    process.send_signal(signal.SIGTERM if mode in GRACEFUL_MODES else signal.SIGKILL)
     stderr = process.communicate()[1]
     record.update(killed=True, returncode=process.returncode, seconds_to_exit=round(time.time() - signalled, 2))
-    if mode == "sigterm":
+    if mode in GRACEFUL_MODES:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
         record["graceful"] = process.returncode == 128 + signal.SIGTERM and "--auto_resume True" in last
+        stop = STOP_LINE.search(last)
+        record["stopped_after"] = [int(n) for n in stop.groups()] if stop else None  # batch, of, epoch
     return record
 
 
@@ -138,6 +143,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--modes", nargs="+", choices=KILL_MODES, default=list(KILL_MODES),
+                        help="the ways to stop the run, taken in turn")
     parser.add_argument("--seed", type=int, default=0, help="for the kill moments")
     parser.add_argument("--reference", help="folder of an uninterrupted run with the same arguments")
     parser.add_argument("--out", help="folder for the runs (default: a new temporary one)")
@@ -162,17 +169,17 @@ def main():
     os.makedirs(out, exist_ok=True)
     records = []
     for kill in range(args.kills):
-        record = kill_once(KILL_MODES[kill % len(KILL_MODES)], args.train_args, out, rng)
+        record = kill_once(args.modes[kill % len(args.modes)], args.train_args, out, rng)
         records.append(record)
         print(json.dumps(record), flush=True)
     subprocess.run(train_command(args.train_args, out, True), cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, env=dict(os.environ, GLOG_v="3"))
     problems = compare(out, reference)
     problems += [f"SIGTERM kill {i} did not save and exit 143" for i, r in enumerate(records)
-                 if r.get("killed") and r["mode"] == "sigterm" and not r["graceful"]]
+                 if r.get("killed") and r["mode"] in GRACEFUL_MODES and not r["graceful"]]
     summary = {"kills": sum(r["killed"] for r in records), "asked": args.kills, "records": records,
                "sigterm_seconds_to_exit": [r["seconds_to_exit"] for r in records
-                                           if r.get("killed") and r["mode"] == "sigterm"],
+                                           if r.get("killed") and r["mode"] in GRACEFUL_MODES],
                "identical": not problems, "problems": problems, "seconds": round(time.time() - started, 1),
                "train_args": args.train_args}
     with open(os.path.join(base, "soak.json"), "w") as f:

@@ -5,13 +5,16 @@ from tqdm import tqdm
 __all__ = ["evaluate"]
 
 
-def evaluate(network, loader, loss_fn=None, progress=True, desc="validate"):
-    """Accuracy (in %) and mean loss of ``network`` on ``loader`` batches of (images, class ids)."""
+def evaluate(network, loader, loss_fn=None, progress=True, desc="validate", interrupted=None):
+    """Accuracy (in %) and mean loss of ``network`` on ``loader`` batches of (images, class ids). ``interrupted``,
+    if given, is asked before each batch; when it answers true, evaluation ends and returns None."""
     network.set_train(False)
     totals = np.zeros(4, np.float64)  # correct@1, correct@5, summed loss, samples
     batches = loader.get_dataset_size()
     for images, labels in tqdm(loader.create_tuple_iterator(num_epochs=1), total=batches, desc=desc,
                                disable=not progress, leave=False):
+        if interrupted is not None and interrupted():
+            return None
         logits = network(images)
         scores, targets = logits.asnumpy(), labels.asnumpy().astype(np.int64)
         top5 = np.argsort(-scores, axis=1)[:, :5]

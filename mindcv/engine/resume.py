@@ -62,7 +62,8 @@ def _restored(params, path, train_step, steps_per_epoch):
     partial_epoch = PartialEpoch.read(params)
     epoch, global_step, _ = restore_train_state(params, path, train_step)
     point = ResumePoint(epoch, global_step, steps_per_epoch, partial_epoch)
-    if not 0 <= point.batches_done < steps_per_epoch:
+    # Every batch done: the run stopped during the epoch's validation, which it runs again.
+    if not 0 <= point.batches_done <= steps_per_epoch:
         raise CheckpointError(f"{path} holds {global_step} steps after {epoch} epochs, which is not a position in "
                               f"an epoch of this run's {steps_per_epoch} steps: the batch size, device count or "
                               "dataset differ from the run that wrote it.")

@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
+from mindcv.kernels import has_bf16_instructions
+
 from ..helpers import ROOT
 
 
@@ -38,27 +40,43 @@ def test_plot_needs_a_sweep(tmp_path):
         plot.plot_sweep(rows, "cpu", str(tmp_path / "p.png"), 8, 224)
 
 
+def test_bf16_is_refused_on_a_cpu_without_it(monkeypatch, capsys):
+    bench = _benchmark_module("bench_models")
+    monkeypatch.setattr(bench, "bf16_instructions", lambda: False)
+    monkeypatch.setattr(sys, "argv", ["bench_models.py", "--dtypes", "fp32", "bf16"])
+    with pytest.raises(SystemExit):
+        bench.parse_args()
+    assert "--dtypes bf16: this CPU has no bf16 instructions" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["bench_models.py", "--dtypes", "fp32"])
+    assert bench.parse_args().dtypes == ["fp32"]
+
+
 def test_bench_models_sweep_reports_ours_against_timm_and_plots_it(tmp_path):
     out, png = tmp_path / "bench.json", tmp_path / "sweep.png"
+    # bf16 where the CPU has it, to keep CI short (fp32 runs the same code with autocast off and precision="fp32");
+    # elsewhere PyTorch emulates bf16 matmuls far slower than fp32, and the benchmark refuses it.
+    dtype = "bf16" if has_bf16_instructions() else "fp32"
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "bench_models.py"), "--models", "svt_small", "--impls",
-         "timm", "ours-graph", "--dtypes", "bf16", "--batch-size", "2", "--image-size", "64", "--sweep",
+         "timm", "ours-graph", "--dtypes", dtype, "--batch-size", "2", "--image-size", "64", "--sweep",
          "--sweep-batches", "1", "2", "--sweep-sizes", "64", "--sweep-train-sizes", "64", "--warmup", "1",
          "--repeats", "5", "--max-other-load", "64", "--rounds", "1", "--json", str(out), "--plot", str(png)],
         capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("| svt_small")]
-    # bf16 only, to keep CI short: fp32 runs the same code with autocast off and precision="fp32".
     assert [[cell.strip() for cell in line.split("|")[2:6]] for line in table] == [
-        [task, f"{impl} bf16", batch, "64"] for task, batch in (("inference", "1"), ("inference", "2"),
-                                                                ("training", "2")) for impl in ("timm", "ours-graph")]
-    assert all(line.split("|")[9].strip().endswith("×") for line in table)  # each row has its own timm point
+        [task, f"{impl} {dtype}", batch, "64"] for task, batch in (("inference", "1"), ("inference", "2"),
+                                                                   ("training", "2"))
+        for impl in ("timm", "ours-graph")]
+    ratio_column = {"fp32": 8, "bf16": 9}[dtype]  # ratio vs timm in the same precision
+    assert all(line.split("|")[ratio_column].strip().endswith("×") for line in table)  # each row has its timm point
     report = json.loads(out.read_text())
     assert report["valid"] and report["machine"]["peak_gflops"]["float32"] > 0
     for row in report["rows"]:
         assert len(row["times_s"]) == 5 and row["img_per_s"] > 0 and row["peak_rss_mb"] > 100
         assert 0 < row["pct_matmul_peak"] < 100
     ours = [row for row in report["rows"] if row["impl"] == "ours-graph"]
+    assert {row["ran_as"] for row in ours} == {dtype}
     assert all(row["compile_s"] > 0 for row in ours)
     with Image.open(png) as image:
         assert image.format == "PNG" and image.width > image.height > 300

@@ -113,14 +113,33 @@ def test_mindcv_weights_without_optimizer_file_are_refused(uninterrupted, shapes
         "optim_svt_small.ckpt is in none of" in result.stderr
 
 
+def _soak(uninterrupted, shapes_dataset, out, kills, modes=(), env=None):
+    result = run_script("tools/fault_soak.py", "--kills", str(kills), *(["--modes", *modes] if modes else []),
+                        "--reference", uninterrupted, "--out", out, "--", *RUN, "--data_dir", shapes_dataset,
+                        timeout=1200, check=False, env=env)
+    print(result.stdout, result.stderr[-3000:])
+    soak = json.loads((out / "soak.json").read_text())
+    assert result.returncode == 0 and soak["identical"], soak["problems"]
+    return soak
+
+
 def test_fault_soak_kills_three_ways_and_the_run_still_ends_identical(uninterrupted, shapes_dataset, tmp_path,
                                                                       run_graphs):
     """tools/fault_soak.py, short: SIGTERM (save and exit 143), SIGKILL mid-step and SIGKILL mid-checkpoint-write,
     each resumed with --auto_resume; weights, per-epoch rows and every step's loss equal the uninterrupted run."""
-    result = run_script("tools/fault_soak.py", "--kills", "3", "--reference", uninterrupted, "--out", tmp_path, "--",
-                        *RUN, "--data_dir", shapes_dataset, timeout=1200, check=False, env=run_graphs)
-    print(result.stdout, result.stderr[-3000:])
-    soak = json.loads((tmp_path / "soak.json").read_text())
-    assert result.returncode == 0 and soak["identical"], soak["problems"]
+    soak = _soak(uninterrupted, shapes_dataset, tmp_path, 3, env=run_graphs)
     assert [r["mode"] for r in soak["records"]] == ["sigterm", "sigkill-step", "sigkill-checkpoint"]
     assert soak["kills"] == 3 and soak["records"][0]["graceful"]
+
+
+def test_sigterm_in_validation_saves_at_once_and_the_run_still_ends_identical(uninterrupted, shapes_dataset,
+                                                                              tmp_path):
+    """A scheduler's grace period may be shorter than a validation pass: SIGTERM there saves with every batch of
+    the epoch done and exits 143; the resumed run validates that epoch first and ends as the uninterrupted one.
+    Without the shared compile cache: MindSpore numbers cached graphs in compile order, and this resumed run
+    compiles the evaluation graph first."""
+    soak = _soak(uninterrupted, shapes_dataset, tmp_path, 1, modes=["sigterm-validation"])
+    (record,) = soak["records"]
+    assert record["graceful"]
+    batch, batches, _ = record["stopped_after"]
+    assert batch == batches  # stopped with every batch of the epoch done, before its end: during validation
