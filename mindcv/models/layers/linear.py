@@ -4,11 +4,11 @@ import logging
 
 from mindspore import nn, ops
 from mindspore.common import dtype as mstype
-from mindspore.common.initializer import TruncatedNormal
 
 from ...foundation.errors import InvalidValueError
 from ...foundation.graph_cache import renew_graph_cache
 from ...kernels import bias_add_op, fused_kernels_available, has_bf16_instructions, linear_op, matmul_op
+from .init import TruncatedNormal
 
 __all__ = ["BiasAdd", "Linear", "PRECISIONS", "RowLinear", "RowMatMul", "set_matmul_precision"]
 
