@@ -7,8 +7,9 @@ The arguments after ``--`` are train.py's (e.g. ``-c configs/twins/svt_s_demo_cp
 without interruption (or takes that run's folder from ``--reference``), then starts the run with
 ``--auto_resume True`` and stops it ``--kills`` times, each time in one of these ways (or of ``--modes``), in turn:
 
-  sigterm               SIGTERM at a random moment of an epoch: the run must save and exit 143
-  sigkill-step          SIGKILL at a random moment of an epoch
+  sigterm               SIGTERM at a random moment of an epoch's steps, before its last: the run must save
+                        and exit 143
+  sigkill-step          SIGKILL at a random moment of an epoch's steps, before its last
   sigkill-checkpoint    SIGKILL while a checkpoint is being written (its temporary file exists)
   sigterm-validation    SIGTERM while the epoch's validation runs: the run must save and exit 143
   sigkill-validation    SIGKILL while the epoch's validation runs
@@ -37,6 +38,7 @@ KILL_MODES = ("sigterm", "sigkill-step", "sigkill-checkpoint", "sigterm-validati
 GRACEFUL_MODES = ("sigterm", "sigterm-validation")
 STOP_LINE = re.compile(r"after batch (\d+) of (\d+) in epoch (\d+)")
 TIMING_FIELDS = ("epoch_time_s", "images_per_s")
+ERROR_LINE = re.compile(r"^([\w.]*(Error|Exception)\b|error: )")
 STEP_LINE = re.compile(r"epoch (\d+) step (\d+)/(\d+): loss ([\d.eE+-]+|nan)")
 
 
@@ -90,31 +92,69 @@ def wait_for_kill_point(mode, out, process, rng):
     if mode.endswith("-validation"):
         lines, epochs = len(steps_logged(out)), epochs_logged(out)
         return wait_until(lambda: in_validation(out, lines, epochs), process, 900)
-    started = len(steps_logged(out))
-    if not wait_until(lambda: len(steps_logged(out)) > started, process, 900):  # past start-up and compile
-        return False
-    time.sleep(rng.uniform(0.0, 3.0))
+    return wait_inside_steps(out, process, rng)
+
+
+def wait_inside_steps(out, process, rng):
+    """Wait for a random moment inside a step that is not its epoch's last (the validation modes cover the
+    epoch's end): after the line of a random batch, for a random part of the time the step before it took."""
+    seen_at, target = [], None
+    while True:
+        count = len(steps_logged(out))
+        if not wait_until(lambda: len(steps_logged(out)) > count, process, 900):  # past start-up and compile
+            return False
+        seen_at.append(time.time())
+        _, batch, batches, _ = steps_logged(out)[-1]
+        if target is None and int(batches) >= 3:
+            target = rng.randint(1, int(batches) - 2)
+        if len(seen_at) >= 2 and int(batch) == target:
+            break
+    time.sleep(rng.uniform(0.0, 0.5) * (seen_at[-1] - seen_at[-2]))
     return process.poll() is None
+
+
+def last_line(stderr):
+    return stderr.strip().splitlines()[-1] if stderr.strip() else ""
+
+
+def failure_line(stderr):
+    """The exception's line of a failed run's stderr (MindSpore puts its C++ stack after it)."""
+    errors = [line for line in stderr.splitlines() if ERROR_LINE.match(line)]
+    return errors[-1] if errors else last_line(stderr)
 
 
 def kill_once(mode, train_args, out, rng):
     """Start the resumable run, stop it as ``mode`` says; returns a record of what happened."""
-    process = subprocess.Popen(train_command(train_args, out, True), cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, env=dict(os.environ, GLOG_v="3"))
-    record = {"mode": mode, "epochs_logged_before": epochs_logged(out)}
-    if not wait_for_kill_point(mode, out, process, rng):
-        process.communicate()
-        return dict(record, killed=False, returncode=process.returncode)
-    signalled = time.time()
-    process.send_signal(signal.SIGTERM if mode in GRACEFUL_MODES else signal.SIGKILL)
-    stderr = process.communicate()[1]
-    record.update(killed=True, returncode=process.returncode, seconds_to_exit=round(time.time() - signalled, 2))
+    with tempfile.TemporaryFile("w+") as stderr:  # a pipe could fill up and block the run
+        process = subprocess.Popen(train_command(train_args, out, True), cwd=ROOT, stdout=subprocess.DEVNULL,
+                                   stderr=stderr, text=True, env=dict(os.environ, GLOG_v="3"))
+        record = {"mode": mode, "epochs_logged_before": epochs_logged(out)}
+        killed = wait_for_kill_point(mode, out, process, rng)
+        signalled = time.time()
+        if killed:
+            process.send_signal(signal.SIGTERM if mode in GRACEFUL_MODES else signal.SIGKILL)
+        process.wait()
+        stderr.seek(0)
+        text = stderr.read()
+        last = last_line(text)
+    record.update(killed=killed, returncode=process.returncode)
+    if not killed:
+        return dict(record, failure=failure_line(text)) if process.returncode else record
+    record["seconds_to_exit"] = round(time.time() - signalled, 2)
     if mode in GRACEFUL_MODES:
-        last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
         record["graceful"] = process.returncode == 128 + signal.SIGTERM and "--auto_resume True" in last
         stop = STOP_LINE.search(last)
         record["stopped_after"] = [int(n) for n in stop.groups()] if stop else None  # batch, of, epoch
     return record
+
+
+def finish(train_args, out):
+    """Run the resumable run to its end; a problem message when it fails."""
+    result = subprocess.run(train_command(train_args, out, True), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, GLOG_v="3"))
+    if result.returncode:
+        return f"the last resumed run exited {result.returncode}: {failure_line(result.stderr)}"
+    return ""
 
 
 def compare(out, reference):
@@ -172,9 +212,10 @@ def main():
         record = kill_once(args.modes[kill % len(args.modes)], args.train_args, out, rng)
         records.append(record)
         print(json.dumps(record), flush=True)
-    subprocess.run(train_command(args.train_args, out, True), cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, env=dict(os.environ, GLOG_v="3"))
-    problems = compare(out, reference)
+    failure = finish(args.train_args, out)
+    problems = [failure] if failure else compare(out, reference)
+    problems += [f"kill {i} ({r['mode']}): the run ended by itself with exit code {r['returncode']}: "
+                 f"{r['failure']}" for i, r in enumerate(records) if "failure" in r]
     problems += [f"SIGTERM kill {i} did not save and exit 143" for i, r in enumerate(records)
                  if r.get("killed") and r["mode"] in GRACEFUL_MODES and not r["graceful"]]
     summary = {"kills": sum(r["killed"] for r in records), "asked": args.kills, "records": records,
