@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole job on one CPU, offline: make the digits ImageFolder, train svt_small on it (with validation after
-# every epoch), validate the final checkpoint and plot the curves. About 3 minutes on 2 cores.
+# every epoch), validate the final checkpoint and plot the curves. About 4–5 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
