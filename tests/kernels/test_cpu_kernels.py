@@ -152,8 +152,9 @@ class FusedDense(MindSporeDense):
         return self.op(x, self.weight) if self.bias is None else self.op(x, self.weight, self.bias)
 
 
-# Rows: under one chunk; several chunks; few rows against a long input row (GSA's sub-sampling conv).
-@pytest.mark.parametrize("rows, inputs, out", [(5, 12, 3), (1000, 256, 64), (392, 4096, 64)])
+# Rows: under one chunk; several chunks; few rows against a long input row (GSA's sub-sampling conv); more rows than
+# the weight gradient transposes at a time for a wide layer (an MLP's first layer), so that it sums blocks.
+@pytest.mark.parametrize("rows, inputs, out", [(5, 12, 3), (1000, 256, 64), (392, 4096, 64), (2100, 256, 1024)])
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_fused_fp32_matmul_and_dense_layer_equal_mindspores_and_their_gradients(rows, inputs, out, with_bias):
     rng = np.random.default_rng(5)
