@@ -20,8 +20,8 @@ from ..foundation.errors import InvalidValueError
 from ..foundation.graph_cache import renew_graph_cache
 from ..kernels import attention_op, fused_kernels_available, packed_attention_op, peg_op
 from .helpers import build_model_with_cfg
-from .layers import (DropPath, LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, RowLinear, conv_init, dropout,
-                     export_form, number_random_streams)
+from .layers import (DropPath, LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, RowLinear, conv_init, crop_grid,
+                     dropout, export_form, number_random_streams, pad_grid)
 from .registry import register_model, register_model_alias
 
 __all__ = ["Twins"]
@@ -188,19 +188,11 @@ class LocallyGroupedAttention(Attention):
         b, h, w, c = x.shape
         ws = self.window_size
         pad_b, pad_r = (-h) % ws, (-w) % ws
-        # Zero-padding by concatenation: the backward of ops.pad returns run-to-run varying garbage on CPU in
-        # MindSpore 2.10 GRAPH mode.
-        if pad_b:
-            x = ops.concat((x, ops.zeros((b, pad_b, w, c), x.dtype)), axis=1)
-        if pad_r:
-            x = ops.concat((x, ops.zeros((b, h + pad_b, pad_r, c), x.dtype)), axis=2)
+        x = pad_grid(x, pad_b, pad_r)
         nh, nw = (h + pad_b) // ws, (w + pad_r) // ws
         windows = x.reshape(b, nh, ws, nw, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, ws * ws, c)
         out = self.attend_windows(windows).reshape(b, nh, nw, ws, ws, c).transpose(0, 1, 3, 2, 4, 5)
-        out = out.reshape(b, nh * ws, nw * ws, c)
-        if pad_b or pad_r:
-            out = out[:, :h, :w, :]
-        return self.output(out)
+        return self.output(crop_grid(out.reshape(b, nh * ws, nw * ws, c), h, w))
 
 
 class Block(nn.Cell):

@@ -6,6 +6,7 @@ from mindspore.common import dtype as mstype
 from mindspore.common.initializer import Normal, initializer
 
 from ...kernels import fused_kernels_available, patch_linear_op
+from .grid import crop_grid
 from .linear import RowLinear
 from .norm import LayerNorm
 
@@ -44,9 +45,8 @@ class PatchConv(nn.Cell):
         if self.fused is not None and x.dtype == mstype.float32:
             return self.fused(x, self.weight, self.bias)
         gh, gw = h // p, w // p
-        if gh * p != h or gw * p != w:
-            x = x[:, :gh * p, :gw * p, :]
-        patches = x.reshape(b, gh, p, gw, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * gh * gw, p * p * c)
+        patches = crop_grid(x, gh * p, gw * p).reshape(b, gh, p, gw, p, c).transpose(0, 1, 3, 2, 4, 5)
+        patches = patches.reshape(b * gh * gw, p * p * c)
         weight = self.weight.astype(x.dtype).transpose(0, 2, 3, 1).reshape(self.weight.shape[0], p * p * c)
         out = self.dense(patches, weight, self.bias)
         return out.reshape(b, gh, gw, -1)
