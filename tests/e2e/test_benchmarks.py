@@ -80,3 +80,17 @@ def test_bench_models_sweep_reports_ours_against_timm_and_plots_it(tmp_path):
     assert all(row["compile_s"] > 0 for row in ours)
     with Image.open(png) as image:
         assert image.format == "PNG" and image.width > image.height > 300
+
+
+@pytest.mark.parametrize("transa,transb", [(False, True), (False, False), (True, False)])
+def test_bench_sgemm_calls_each_blas_with_the_layout_it_times(monkeypatch, transa, transb):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    bench = _benchmark_module("bench_sgemm")
+    shape = ("small", transa, transb, 96, 40, 72)
+    for gemm in (bench.onednn_gemm(), bench.openblas_gemm()):
+        assert bench.gflops(gemm, shape, repeats=1) > 0  # gflops() raises unless the product is numpy's
+
+    def b_flipped(transa, transb, *args):
+        return bench.onednn_gemm()(transa, not transb, *args)
+    with pytest.raises(AssertionError, match="differs from numpy's"):
+        bench.gflops(b_flipped, ("square", transa, transb, 64, 64, 64), repeats=1)
