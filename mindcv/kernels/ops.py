@@ -6,6 +6,8 @@ from mindspore import context, ops
 from ..foundation.graph_cache import fresh_graph_cache
 from .build import library_path
 
+_FUSED_ATTRIBUTES = ("fused", "fused_inference")  # where cells hold a fused operator (None: MindSpore's own ops)
+
 
 def fused_kernels_available():
     """True when running on CPU with the kernel library built."""
@@ -15,17 +17,17 @@ def fused_kernels_available():
 @contextlib.contextmanager
 def without_fused_kernels(model):
     """``model`` computing with MindSpore's own operators only, restored on exit: for export, since a graph with
-    custom operators needs this machine's kernel library. Cells hold their fused operator as ``fused``."""
-    cells = [cell for _, cell in model.cells_and_names() if getattr(cell, "fused", None) is not None]
-    fused = [cell.fused for cell in cells]
-    for cell in cells:
-        cell.fused = None
+    custom operators needs this machine's kernel library. Cells hold their fused operators as ``_FUSED_ATTRIBUTES``."""
+    held = [(cell, name, getattr(cell, name)) for _, cell in model.cells_and_names() for name in _FUSED_ATTRIBUTES
+            if getattr(cell, name, None) is not None]
+    for cell, name, _ in held:
+        setattr(cell, name, None)
     try:
         with fresh_graph_cache(model):
             yield model
     finally:
-        for cell, op in zip(cells, fused):
-            cell.fused = op
+        for cell, name, op in held:
+            setattr(cell, name, op)
 
 
 def _custom(name, out_shape, out_dtype, bprop=None):
@@ -58,8 +60,7 @@ def gelu_linear_op(precision="fp32"):
     bf16, fp32 sums); differentiable in all four. An MLP's GELU and second layer, the activations never stored: the
     backward recomputes them from ``h``, so training keeps one (M, K) tensor per MLP instead of two."""
     name = _DENSE_KERNELS[precision]
-    backward = _custom(f"GeluLinear{name}Backward", lambda dy, h, bias, weight: (h, bias, weight, dy[-1:]),
-                       lambda dy, h, bias, weight: (h, h, h, h))
+    backward = _gelu_linear_backward(name)
 
     def bprop(h, bias, weight, out_bias, out, dout):
         return backward(dout, h, bias, weight)
@@ -72,12 +73,45 @@ def matmul_op(precision="fp32"):
     """``op(x, weight)``: ``x @ weight.T`` of fp32 ``x (M, K)`` and ``weight (N, K)`` as (M, N), the matmul in
     ``precision`` (as ``gelu_linear_op``'s); differentiable in both, its gradients matmuls of the same precision."""
     name = _DENSE_KERNELS[precision]
-    backward = _custom(f"MatMul{name}Backward", lambda dy, x, weight: (x, weight), lambda dy, x, weight: (x, x))
+    backward = _matmul_backward(name)
 
     def bprop(x, weight, out, dout):
         return backward(dout, x, weight)
 
+    return _matmul_forward(name, bprop)
+
+
+def _matmul_forward(name, bprop=None):
     return _custom(f"MatMul{name}Forward", lambda x, weight: [x[0], weight[0]], lambda x, weight: x, bprop)
+
+
+def _matmul_backward(name):
+    return _custom(f"MatMul{name}Backward", lambda dy, x, weight: (x, weight), lambda dy, x, weight: (x, x))
+
+
+def _gelu_linear_backward(name):
+    return _custom(f"GeluLinear{name}Backward", lambda dy, h, bias, weight: (h, bias, weight, dy[-1:]),
+                   lambda dy, h, bias, weight: (h, h, h, h))
+
+
+def mlp_op(precision="fp32"):
+    """``op(x, weight1, bias1, weight2, bias2)``: ``gelu(x @ weight1.T + bias1) @ weight2.T + bias2`` of fp32
+    ``x (M, C)``, ``weight1 (H, C)``, ``bias1 (H)``, ``weight2 (N, H)``, ``bias2 (N)`` as (M, N), the matmuls in
+    ``precision`` (as ``gelu_linear_op``'s). A whole MLP a block of rows at a time: its (M, H) activations, the
+    model's largest, stay in the cache instead of going to memory and back, which is what inference needs.
+    Differentiable in all five; the backward first recomputes ``x @ weight1.T``, which the layer-by-layer
+    training path (``matmul_op``, then ``gelu_linear_op``) keeps instead."""
+    name = _DENSE_KERNELS[precision]
+    hidden = _matmul_forward(name)
+    gelu_linear_backward, matmul_backward = _gelu_linear_backward(name), _matmul_backward(name)
+
+    def bprop(x, weight1, bias1, weight2, bias2, out, dout):
+        dh, dbias1, dweight2, dbias2 = gelu_linear_backward(dout, hidden(x, weight1), bias1, weight2)
+        dx, dweight1 = matmul_backward(dh, x, weight1)
+        return dx, dweight1, dbias1, dweight2, dbias2
+
+    return _custom(f"Mlp{name}Forward", lambda x, weight1, bias1, weight2, bias2: [x[0], weight2[0]],
+                   lambda x, weight1, bias1, weight2, bias2: x, bprop)
 
 
 def linear_op(precision="fp32"):

@@ -130,6 +130,38 @@ def test_fused_gelu_linear_equals_gelu_then_matmul_and_its_gradients(rows, hidde
                                      h, dy, [bias, weight, out_bias], ("d bias", "d weight", "d out_bias"))
 
 
+class LayerByLayerMlp(nn.Cell):
+    def __init__(self, weight1, bias1, weight2, bias2):
+        super().__init__()
+        self.weight1 = weight1
+        self.then = GeluThenLinear(bias1, weight2, bias2)
+
+    def construct(self, x):
+        return self.then(ops.matmul(x, self.weight1.T))
+
+
+class FusedMlp(LayerByLayerMlp):
+    def __init__(self, weight1, bias1, weight2, bias2):
+        super().__init__(weight1, bias1, weight2, bias2)
+        self.op = cpu_kernels.mlp_op()
+
+    def construct(self, x):
+        return self.op(x, self.weight1, self.then.gelu.bias, self.then.weight, self.then.out_bias)
+
+
+# Rows: under one block; several blocks per thread with a partial last one; widths of PCPVT's first and third stages.
+@pytest.mark.parametrize("rows, dim, hidden", [(5, 4, 12), (1000, 64, 512), (530, 320, 1280)])
+def test_fused_mlp_equals_layer_by_layer_mlp_and_its_gradients(rows, dim, hidden):
+    rng = np.random.default_rng(3)
+    shapes = {"weight1": (hidden, dim), "bias1": (hidden,), "weight2": (dim, hidden), "bias2": (dim,)}
+    parameters = [ms.Parameter(ms.Tensor((rng.standard_normal(shape) / shape[-1] ** 0.5).astype(np.float32)),
+                               name=name) for name, shape in shapes.items()]
+    x = ms.Tensor((rng.standard_normal((rows, dim)) * 2).astype(np.float32))
+    dy = ms.Tensor(rng.standard_normal((rows, dim)).astype(np.float32))
+    assert_same_values_and_gradients(FusedMlp(*parameters), LayerByLayerMlp(*parameters), x, dy, parameters,
+                                     tuple(f"d {name}" for name in shapes))
+
+
 class MindSporeDense(nn.Cell):
     """x @ weight.T (+ bias) by MindSpore's own operators."""
 

@@ -10,7 +10,7 @@ import mindspore as ms
 from mindspore import nn
 
 from mindcv.foundation import InvalidValueError
-from mindcv.kernels import gelu_linear_op, has_bf16_instructions, linear_op, matmul_op, patch_linear_op
+from mindcv.kernels import gelu_linear_op, has_bf16_instructions, linear_op, matmul_op, mlp_op, patch_linear_op
 from mindcv.models import create_model, set_matmul_precision
 from mindcv.models.layers import Mlp, PatchConv, RowLinear, RowMatMul, linear
 
@@ -75,11 +75,13 @@ def test_bf16_matmul_gradients_are_bf16_gemms_of_the_rounded_operands():
     assert np.abs(dweight.asnumpy() - upstream.T @ x).max() > 1e-3  # rounded, so not the fp32 gradient
 
 
+# 600 rows: on AMX CPUs oneDNN's matmul primitive multiplies them, fewer its GEMM function.
 @needs_bf16
-def test_bf16_dense_layer_adds_its_bias_to_the_bf16_product_and_sums_its_gradient():
+@pytest.mark.parametrize("rows", [150, 600])
+def test_bf16_dense_layer_adds_its_bias_to_the_bf16_product_and_sums_its_gradient(rows):
     rng = np.random.default_rng(3)
     x, weight, bias, upstream = (rng.standard_normal(shape).astype(np.float32)
-                                 for shape in ((150, 72), (40, 72), (40,), (150, 40)))
+                                 for shape in ((rows, 72), (40, 72), (40,), (rows, 40)))
     inputs = [ms.Tensor(array) for array in (x, weight, bias)]
     y = Product(linear_op("bf16"))(*inputs).asnumpy()
     np.testing.assert_allclose(y, to_bf16(x) @ to_bf16(weight).T + bias, rtol=1e-5, atol=1e-5)
@@ -111,6 +113,22 @@ def test_bf16_gelu_dense_layer_multiplies_the_rounded_activations_and_recomputes
     np.testing.assert_allclose(dbias.asnumpy(), expected_dh.sum(axis=0), rtol=0, atol=1e-3)
     np.testing.assert_allclose(dweight.asnumpy(), to_bf16(upstream).T @ to_bf16(activations), rtol=0, atol=2e-2)
     np.testing.assert_allclose(dout_bias.asnumpy(), upstream.sum(axis=0), rtol=1e-5, atol=1e-5)
+
+
+@needs_bf16
+def test_bf16_mlp_rounds_the_input_and_the_activations_as_the_layer_by_layer_path_does():
+    rng = np.random.default_rng(6)
+    x, bias1, bias2 = (rng.standard_normal(shape).astype(np.float32) for shape in ((600, 64), (256,), (64,)))
+    weight1, weight2 = ((rng.standard_normal(shape) / shape[1] ** 0.5).astype(np.float32)
+                        for shape in ((256, 64), (64, 256)))
+    inputs = [ms.Tensor(array) for array in (x, weight1, bias1, weight2, bias2)]
+    y = Product(mlp_op("bf16"))(*inputs).asnumpy()
+    layer_by_layer = Product(gelu_linear_op("bf16"))(Product(matmul_op("bf16"))(inputs[0], inputs[1]), *inputs[2:])
+    np.testing.assert_allclose(y, layer_by_layer.asnumpy(), rtol=1e-6, atol=1e-6)
+    activations = gelu(to_bf16(x) @ to_bf16(weight1).T + bias1)
+    # as in the GELU dense layer: an activation on a bf16 midpoint may round the other way
+    np.testing.assert_allclose(y, to_bf16(activations) @ to_bf16(weight2).T + bias2, rtol=0, atol=2e-3)
+    assert np.abs(y - (gelu(x.astype(np.float64) @ weight1.T + bias1) @ weight2.T + bias2)).max() > 4e-3
 
 
 @needs_bf16
@@ -147,7 +165,8 @@ def kernel_names(model):
 
 
 def test_create_model_takes_the_precision():
-    kernels = kernel_names(create_model("svt_small", num_classes=2, precision="bf16"))
+    model = create_model("svt_small", num_classes=2, precision="bf16")
+    kernels = kernel_names(model)
     expected = {"head.dense": "LinearBf16Forward", "patch_embeds.0.proj": "PatchLinearBf16Forward",
                 "blocks.0.0.attn.qkv.dense": "LinearBf16Forward", "blocks.0.0.mlp": "GeluLinearBf16Forward",
                 "blocks.0.0.mlp.fc1.dense.matmul": "MatMulBf16Forward", "blocks.0.1.attn.sr": "PatchLinearBf16Forward"}
@@ -155,6 +174,8 @@ def test_create_model_takes_the_precision():
         expected = {name: kernel.replace("Bf16", "") for name, kernel in expected.items()}
     assert expected.items() <= kernels.items()
     assert len(set(kernels.values())) == 4, "one precision throughout"
+    inference_mlp = model.blocks[0][0].mlp.fused_inference.func.rpartition(":")[2]
+    assert inference_mlp == ("MlpBf16Forward" if has_bf16_instructions() else "MlpForward")
 
 
 def test_a_cpu_without_bf16_warns_and_keeps_fp32(monkeypatch, caplog):

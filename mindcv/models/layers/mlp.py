@@ -1,8 +1,9 @@
-"""The transformer MLP: fc1, exact GELU, fc2; in training fc1's bias, the GELU and fc2's product are one CPU kernel."""
+"""The transformer MLP: fc1, exact GELU, fc2; in training fc1's bias, the GELU and fc2's product are one CPU kernel,
+in inference the whole MLP is."""
 from mindspore import nn, ops
 from mindspore.common import dtype as mstype
 
-from ...kernels import bias_gelu_op, fused_kernels_available, gelu_linear_op
+from ...kernels import bias_gelu_op, fused_kernels_available, gelu_linear_op, mlp_op
 from .drop import dropout
 from .linear import Linear
 
@@ -50,8 +51,10 @@ class BiasGelu(nn.Cell):
 
 class Mlp(nn.Cell):
     """fc1 -> exact (erf) GELU -> dropout -> fc2 -> dropout. Without dropout, on fp32 input with the fused kernels,
-    the GELU and fc2 run as one kernel (``fused``) in the matmul precision: the activations exist a block of rows at a
-    time, in the cache, and the backward recomputes them, so a step keeps one hidden-width tensor per MLP, not two."""
+    in the matmul precision: in training the GELU and fc2 run as one kernel (``fused``), the activations existing a
+    block of rows at a time, in the cache, and the backward recomputing them, so a step keeps one hidden-width tensor
+    per MLP, not two; in inference (``set_train(False)``) the whole MLP is one kernel (``fused_inference``), and no
+    hidden-width tensor reaches memory."""
 
     def __init__(self, dim, hidden_dim, drop=0.0):
         super().__init__()
@@ -64,8 +67,13 @@ class Mlp(nn.Cell):
 
     def use_precision(self, precision):
         self.fused = gelu_linear_op(precision) if self.can_fuse else None
+        self.fused_inference = mlp_op(precision) if self.can_fuse else None
 
     def construct(self, x):
+        if self.fused_inference is not None and not self.training and x.dtype == mstype.float32:
+            out = self.fused_inference(x.reshape(-1, x.shape[-1]), self.fc1.weight, self.fc1.bias, self.fc2.weight,
+                                       self.fc2.bias)
+            return out.reshape(x.shape[:-1] + (-1,))
         rows = self.fc1.rows_without_bias(x)
         if self.fused is not None and x.dtype == mstype.float32:
             out = self.fused(rows, self.fc1.bias, self.fc2.weight, self.fc2.bias)
