@@ -10,9 +10,10 @@ step outside the matmuls; these kernels do the same arithmetic on channels-last 
 """
 from .build import CACHE_ENV, SWITCH_ENV, has_bf16_instructions, library_path
 from .ops import (attention_op, bias_add_op, bias_gelu_op, fused_kernels_available, gelu_linear_op, layer_norm_op,
-                  linear_op, matmul_op, mlp_op, packed_attention_op, patch_linear_op, peg_op, sum_of_squares_op,
-                  without_fused_kernels)
+                  linear_op, linear_residual_op, matmul_op, mlp_op, packed_attention_op, patch_linear_op, peg_op,
+                  sum_of_squares_op, without_fused_kernels)
 
 __all__ = ["CACHE_ENV", "SWITCH_ENV", "attention_op", "bias_add_op", "bias_gelu_op", "fused_kernels_available",
-           "gelu_linear_op", "has_bf16_instructions", "layer_norm_op", "library_path", "linear_op", "matmul_op",
-           "mlp_op", "packed_attention_op", "patch_linear_op", "peg_op", "sum_of_squares_op", "without_fused_kernels"]
+           "gelu_linear_op", "has_bf16_instructions", "layer_norm_op", "library_path", "linear_op",
+           "linear_residual_op", "matmul_op", "mlp_op", "packed_attention_op", "patch_linear_op", "peg_op",
+           "sum_of_squares_op", "without_fused_kernels"]

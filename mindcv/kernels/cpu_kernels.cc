@@ -474,12 +474,17 @@ struct GeluRows {
   }
 };
 
-// ``rows`` rows of y (N wide) plus bias (N); nothing where bias is null.
-void AddBias(const float *bias, int64_t rows, int64_t n, float *y) {
-  if (bias == nullptr) return;
-  for (int64_t r = 0; r < rows; ++r) {
+// ``rows`` rows of y (N wide) plus bias (N) and plus the same rows of ``residual`` (rows, N); each left out where null.
+void AddBiasAndResidual(const float *bias, const float *residual, int64_t rows, int64_t n, float *y) {
+  if (bias != nullptr) {
+    for (int64_t r = 0; r < rows; ++r) {
 #pragma omp simd
-    for (int64_t c = 0; c < n; ++c) y[r * n + c] += bias[c];
+      for (int64_t c = 0; c < n; ++c) y[r * n + c] += bias[c];
+    }
+  }
+  if (residual != nullptr) {
+#pragma omp simd
+    for (int64_t i = 0; i < rows * n; ++i) y[i] += residual[i];
   }
 }
 
@@ -739,12 +744,13 @@ class DenseWeight {
   int status_ = 0;
 };
 
-// y (M, N) = a (M, K) @ w (N, K)^T + bias (N; optional) in precision P, a's rows being made by ``rows_of``. Rows are
-// split over the pool and made, converted, multiplied and given the bias a block at a time, while in the cache;
-// rows that need neither making nor converting are multiplied a chunk at a time.
+// y (M, N) = a (M, K) @ w (N, K)^T + bias (N) + residual (M, N) in precision P (bias and residual optional), a's rows
+// being made by ``rows_of``. Rows are split over the pool and made, converted, multiplied and given the bias and
+// residual a block at a time, while in the cache; rows that need neither making nor converting are multiplied a
+// chunk at a time.
 template <typename P, typename Rows>
 int RowBlockedGemm(const Rows &rows_of, int64_t m, int64_t k, const float *w, int64_t n, const float *bias,
-                   float *y) {
+                   float *y, const float *residual = nullptr) {
   const DenseWeight<P> weight(w, m, k, n);
   if (weight.status() != 0) return weight.status();
   const int64_t block = P::kConverts || Rows::kWrites ? GemmBlockRows(k, n) : m;
@@ -758,18 +764,18 @@ int RowBlockedGemm(const Rows &rows_of, int64_t m, int64_t k, const float *w, in
       const auto *a = P::Operand(rows_of(first, count, made.data()), count * k, converted.data());
       const int result = weight.Multiply(a, count, y + first * n, scratch.data);
       if (result != 0) status = result;
-      AddBias(bias, count, n, y + first * n);
+      AddBiasAndResidual(bias, residual ? residual + first * n : nullptr, count, n, y + first * n);
     });
   });
   return status;
 }
 
-// y (M, N) = gelu(x @ w1^T + b1) @ w2^T + b2 of x (M, C), w1 (H, C), b1 (H), w2 (N, H), b2 (N) in precision P: a
-// whole MLP a block of rows at a time, so that its (M, H) hidden activations, the largest tensor of the model, never
-// leave the cache.
+// y (M, N) = gelu(x @ w1^T + b1) @ w2^T + b2 + residual of x (M, C), w1 (H, C), b1 (H), w2 (N, H), b2 (N),
+// residual (M, N) in precision P: a whole MLP and the residual connection after it a block of rows at a time, so that
+// its (M, H) hidden activations, the largest tensor of the model, never leave the cache.
 template <typename P>
 int MlpRows(const float *x, int64_t m, int64_t c, const float *w1, const float *b1, int64_t hidden, const float *w2,
-            const float *b2, int64_t n, float *y) {
+            const float *b2, int64_t n, const float *residual, float *y) {
   const DenseWeight<P> fc1(w1, m, c, hidden), fc2(w2, m, hidden, n);
   if (fc1.status() != 0 || fc2.status() != 0) return fc1.status() ? fc1.status() : fc2.status();
   const int64_t block = GemmBlockRows(hidden, n);
@@ -786,7 +792,7 @@ int MlpRows(const float *x, int64_t m, int64_t c, const float *w1, const float *
       const auto *g = P::Operand(h.data(), count * hidden, h_converted.data());
       result = result ? result : fc2.Multiply(g, count, y + first * n, scratch.data);
       if (result != 0) status = result;
-      AddBias(b2, count, n, y + first * n);
+      AddBiasAndResidual(b2, residual + first * n, count, n, y + first * n);
     });
   });
   return status;
@@ -1123,6 +1129,15 @@ int LinearKernel(void **params, int64_t **shapes) {
                            static_cast<float *>(params[3]));
 }
 
+// A dense layer and the residual after it: y = x @ w^T + bias + residual (M, N). Inputs: x, w, bias, residual.
+template <typename P>
+int LinearResidualKernel(void **params, int64_t **shapes) {
+  const int64_t k = shapes[0][1];
+  return RowBlockedGemm<P>(InputRows{static_cast<const float *>(params[0]), k}, shapes[0][0], k,
+                           static_cast<const float *>(params[1]), shapes[1][0], static_cast<const float *>(params[2]),
+                           static_cast<float *>(params[4]), static_cast<const float *>(params[3]));
+}
+
 // Its gradients. Inputs: dy (M, N), x, w. Outputs: dx, dw, dbias.
 template <typename P>
 int LinearGradKernel(void **params, int64_t **shapes) {
@@ -1144,13 +1159,14 @@ int GeluLinearKernel(void **params, int64_t **shapes) {
       static_cast<float *>(params[4]));
 }
 
-// A whole MLP in precision P. Inputs: x (M, C), w1 (H, C), b1 (H), w2 (N, H), b2 (N). Output: y (M, N).
+// A whole MLP and the residual after it in precision P. Inputs: x (M, C), w1 (H, C), b1 (H), w2 (N, H), b2 (N),
+// residual (M, N). Output: y (M, N).
 template <typename P>
 int MlpKernel(void **params, int64_t **shapes) {
   return MlpRows<P>(static_cast<const float *>(params[0]), shapes[0][0], shapes[0][1],
                     static_cast<const float *>(params[1]), static_cast<const float *>(params[2]), shapes[1][0],
                     static_cast<const float *>(params[3]), static_cast<const float *>(params[4]), shapes[3][0],
-                    static_cast<float *>(params[5]));
+                    static_cast<const float *>(params[5]), static_cast<float *>(params[6]));
 }
 
 // Its gradients. Inputs: dy (M, N), h, bias, w. Outputs: dh, dbias, dw, dout_bias.
@@ -1508,6 +1524,8 @@ DENSE_ENTRY(LinearForward, LinearKernel, Fp32)
 DENSE_ENTRY(LinearBackward, LinearGradKernel, Fp32)
 DENSE_ENTRY(LinearBf16Forward, LinearKernel, Bf16)
 DENSE_ENTRY(LinearBf16Backward, LinearGradKernel, Bf16)
+DENSE_ENTRY(LinearResidualForward, LinearResidualKernel, Fp32)
+DENSE_ENTRY(LinearResidualBf16Forward, LinearResidualKernel, Bf16)
 DENSE_ENTRY(GeluLinearForward, GeluLinearKernel, Fp32)
 DENSE_ENTRY(GeluLinearBackward, GeluLinearGradKernel, Fp32)
 DENSE_ENTRY(GeluLinearBf16Forward, GeluLinearKernel, Bf16)

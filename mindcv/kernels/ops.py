@@ -6,7 +6,7 @@ from mindspore import context, ops
 from ..foundation.graph_cache import fresh_graph_cache
 from .build import library_path
 
-_FUSED_ATTRIBUTES = ("fused", "fused_inference")  # where cells hold a fused operator (None: MindSpore's own ops)
+_FUSED_ATTRIBUTES = ("fused", "fused_inference", "fused_residual")  # where cells hold a fused operator (None: MindSpore's own ops)
 
 
 def fused_kernels_available():
@@ -89,29 +89,34 @@ def _matmul_backward(name):
     return _custom(f"MatMul{name}Backward", lambda dy, x, weight: (x, weight), lambda dy, x, weight: (x, x))
 
 
+def _linear_backward(name):
+    return _custom(f"Linear{name}Backward", lambda dy, x, weight: (x, weight, dy[-1:]), lambda dy, x, weight: (x, x, x))
+
+
 def _gelu_linear_backward(name):
     return _custom(f"GeluLinear{name}Backward", lambda dy, h, bias, weight: (h, bias, weight, dy[-1:]),
                    lambda dy, h, bias, weight: (h, h, h, h))
 
 
 def mlp_op(precision="fp32"):
-    """``op(x, weight1, bias1, weight2, bias2)``: ``gelu(x @ weight1.T + bias1) @ weight2.T + bias2`` of fp32
-    ``x (M, C)``, ``weight1 (H, C)``, ``bias1 (H)``, ``weight2 (N, H)``, ``bias2 (N)`` as (M, N), the matmuls in
-    ``precision`` (as ``gelu_linear_op``'s). A whole MLP a block of rows at a time: its (M, H) activations, the
-    model's largest, stay in the cache instead of going to memory and back, which is what inference needs.
-    Differentiable in all five; the backward first recomputes ``x @ weight1.T``, which the layer-by-layer
-    training path (``matmul_op``, then ``gelu_linear_op``) keeps instead."""
+    """``op(x, weight1, bias1, weight2, bias2, residual)``: ``gelu(x @ weight1.T + bias1) @ weight2.T + bias2 +
+    residual`` of fp32 ``x (M, C)``, ``weight1 (H, C)``, ``bias1 (H)``, ``weight2 (N, H)``, ``bias2 (N)``,
+    ``residual (M, N)`` as (M, N), the matmuls in ``precision`` (as ``gelu_linear_op``'s). A whole MLP and the
+    residual connection after it a block of rows at a time: its (M, H) activations, the model's largest, stay in the
+    cache instead of going to memory and back, which is what inference needs. Differentiable in all six; the
+    backward first recomputes ``x @ weight1.T``, which the layer-by-layer training path (``matmul_op``, then
+    ``gelu_linear_op``) keeps instead."""
     name = _DENSE_KERNELS[precision]
     hidden = _matmul_forward(name)
     gelu_linear_backward, matmul_backward = _gelu_linear_backward(name), _matmul_backward(name)
 
-    def bprop(x, weight1, bias1, weight2, bias2, out, dout):
+    def bprop(x, weight1, bias1, weight2, bias2, residual, out, dout):
         dh, dbias1, dweight2, dbias2 = gelu_linear_backward(dout, hidden(x, weight1), bias1, weight2)
         dx, dweight1 = matmul_backward(dh, x, weight1)
-        return dx, dweight1, dbias1, dweight2, dbias2
+        return dx, dweight1, dbias1, dweight2, dbias2, dout
 
-    return _custom(f"Mlp{name}Forward", lambda x, weight1, bias1, weight2, bias2: [x[0], weight2[0]],
-                   lambda x, weight1, bias1, weight2, bias2: x, bprop)
+    return _custom(f"Mlp{name}Forward", lambda x, weight1, bias1, weight2, bias2, residual: residual,
+                   lambda x, weight1, bias1, weight2, bias2, residual: x, bprop)
 
 
 def linear_op(precision="fp32"):
@@ -119,13 +124,26 @@ def linear_op(precision="fp32"):
     the matmul in ``precision`` (as ``gelu_linear_op``'s) and the bias added while each block of the output is in
     the cache; differentiable in all three."""
     name = _DENSE_KERNELS[precision]
-    backward = _custom(f"Linear{name}Backward", lambda dy, x, weight: (x, weight, dy[-1:]),
-                       lambda dy, x, weight: (x, x, x))
+    backward = _linear_backward(name)
 
     def bprop(x, weight, bias, out, dout):
         return backward(dout, x, weight)
 
     return _custom(f"Linear{name}Forward", lambda x, weight, bias: [x[0], weight[0]], lambda x, weight, bias: x, bprop)
+
+
+def linear_residual_op(precision="fp32"):
+    """``op(x, weight, bias, residual)``: ``linear_op``'s ``x @ weight.T + bias`` plus ``residual (M, N)``, added with
+    the bias while each block of the output is in the cache; differentiable in all four."""
+    name = _DENSE_KERNELS[precision]
+    backward = _linear_backward(name)
+
+    def bprop(x, weight, bias, residual, out, dout):
+        dx, dweight, dbias = backward(dout, x, weight)
+        return dx, dweight, dbias, dout
+
+    return _custom(f"LinearResidual{name}Forward", lambda x, weight, bias, residual: residual,
+                   lambda x, weight, bias, residual: x, bprop)
 
 
 def peg_op():

@@ -8,8 +8,9 @@ stages. Choices made for speed on MindSpore CPU without changing the numbers: co
 equals their stride (patch embeddings, GSA sub-sampling) run as one matmul over patches; in fp32 on CPU, dense
 layers with their bias, patch convolutions (gathering the patches as they multiply), the MLP's GELU with its second
 layer, LayerNorm, the PEG depthwise conv and the attention itself (on the projected tokens, heads never split into an
-axis of their own) run as fused kernels (``mindcv.kernels``); elsewhere q/k/v are computed from slices of their fused
-weight instead of slicing the fused activation.
+axis of their own) run as fused kernels (``mindcv.kernels``), and in inference each MLP and each residual add are
+part of the kernel before them; elsewhere q/k/v are computed from slices of their fused weight instead of slicing the
+fused activation.
 """
 import numpy as np
 
@@ -97,7 +98,8 @@ class PosConv(nn.Cell):
 
 class Attention(nn.Cell):
     """Multi-head attention core shared by GSA and LSA. In fp32 on CPU one fused kernel (``fused``) attends on the
-    projected tokens directly; otherwise q/k/v are projected from weight slices and split into heads."""
+    projected tokens directly; otherwise q/k/v are projected from weight slices and split into heads. Subclasses'
+    ``construct(x, residual=None)`` add ``residual`` to the output where given (inference)."""
 
     def __init__(self, dim, num_heads, attn_drop, proj_drop, fused_op):
         super().__init__()
@@ -132,8 +134,12 @@ class Attention(nn.Cell):
         n, _, length, _ = out.shape
         return out.transpose(0, 2, 1, 3).reshape(n, length, self.dim)
 
-    def output(self, x):
-        return self.proj_drop(self.proj(x))
+    def output(self, x, residual=None):
+        """The projection of the attended tokens ``x``: with its dropout, or plus ``residual`` where given (inference,
+        where dropout is off), the add then in the projection's kernel."""
+        if residual is None:
+            return self.proj_drop(self.proj(x))
+        return self.proj(x, residual)
 
 
 class GlobalSubsampledAttention(Attention):
@@ -148,7 +154,7 @@ class GlobalSubsampledAttention(Attention):
             self.sr = PatchConv(dim, dim, sr_ratio)
             self.norm = LayerNorm(dim, eps=1e-5)
 
-    def construct(self, x):
+    def construct(self, x, residual=None):
         b, h, w, c = x.shape
         tokens = x.reshape(b, h * w, c)
         if self.sr_ratio > 1:
@@ -162,7 +168,7 @@ class GlobalSubsampledAttention(Attention):
             k = self.heads(x, self.kv.weight[:c], self.kv.bias[:c])
             v = self.heads(x, self.kv.weight[c:], self.kv.bias[c:])
             out = self.attend(q, k, v)
-        return self.output(out.reshape(b, h, w, c))
+        return self.output(out.reshape(b, h, w, c), residual)
 
 
 class LocallyGroupedAttention(Attention):
@@ -184,7 +190,7 @@ class LocallyGroupedAttention(Attention):
         v = self.heads(windows, weight[2 * c:], bias[2 * c:])
         return self.attend(q, k, v)
 
-    def construct(self, x):
+    def construct(self, x, residual=None):
         b, h, w, c = x.shape
         ws = self.window_size
         pad_b, pad_r = (-h) % ws, (-w) % ws
@@ -192,7 +198,7 @@ class LocallyGroupedAttention(Attention):
         nh, nw = (h + pad_b) // ws, (w + pad_r) // ws
         windows = x.reshape(b, nh, ws, nw, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, ws * ws, c)
         out = self.attend_windows(windows).reshape(b, nh, nw, ws, ws, c).transpose(0, 1, 3, 2, 4, 5)
-        return self.output(crop_grid(out.reshape(b, nh * ws, nw * ws, c), h, w))
+        return self.output(crop_grid(out.reshape(b, nh * ws, nw * ws, c), h, w), residual)
 
 
 class Block(nn.Cell):
@@ -212,6 +218,9 @@ class Block(nn.Cell):
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def construct(self, x):
+        if not self.training:  # no drop path nor dropout: the residual adds run inside the projection and MLP kernels
+            x = self.attn(self.norm1(x), x)
+            return self.mlp(self.norm2(x), x)
         x = x + self.drop_path1(self.attn(self.norm1(x)))
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 

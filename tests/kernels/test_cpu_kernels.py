@@ -130,35 +130,37 @@ def test_fused_gelu_linear_equals_gelu_then_matmul_and_its_gradients(rows, hidde
                                      h, dy, [bias, weight, out_bias], ("d bias", "d weight", "d out_bias"))
 
 
-class LayerByLayerMlp(nn.Cell):
+class ResidualMlp(nn.Cell):
+    """x + MLP(x) layer by layer: the residual is the MLP's own input, so d input holds both paths."""
+
     def __init__(self, weight1, bias1, weight2, bias2):
         super().__init__()
         self.weight1 = weight1
         self.then = GeluThenLinear(bias1, weight2, bias2)
 
     def construct(self, x):
-        return self.then(ops.matmul(x, self.weight1.T))
+        return self.then(ops.matmul(x, self.weight1.T)) + x
 
 
-class FusedMlp(LayerByLayerMlp):
+class FusedResidualMlp(ResidualMlp):
     def __init__(self, weight1, bias1, weight2, bias2):
         super().__init__(weight1, bias1, weight2, bias2)
         self.op = cpu_kernels.mlp_op()
 
     def construct(self, x):
-        return self.op(x, self.weight1, self.then.gelu.bias, self.then.weight, self.then.out_bias)
+        return self.op(x, self.weight1, self.then.gelu.bias, self.then.weight, self.then.out_bias, x)
 
 
 # Rows: under one block; several blocks per thread with a partial last one; widths of PCPVT's first and third stages.
 @pytest.mark.parametrize("rows, dim, hidden", [(5, 4, 12), (1000, 64, 512), (530, 320, 1280)])
-def test_fused_mlp_equals_layer_by_layer_mlp_and_its_gradients(rows, dim, hidden):
+def test_fused_mlp_with_its_residual_equals_layer_by_layer_and_its_gradients(rows, dim, hidden):
     rng = np.random.default_rng(3)
     shapes = {"weight1": (hidden, dim), "bias1": (hidden,), "weight2": (dim, hidden), "bias2": (dim,)}
     parameters = [ms.Parameter(ms.Tensor((rng.standard_normal(shape) / shape[-1] ** 0.5).astype(np.float32)),
                                name=name) for name, shape in shapes.items()]
     x = ms.Tensor((rng.standard_normal((rows, dim)) * 2).astype(np.float32))
     dy = ms.Tensor(rng.standard_normal((rows, dim)).astype(np.float32))
-    assert_same_values_and_gradients(FusedMlp(*parameters), LayerByLayerMlp(*parameters), x, dy, parameters,
+    assert_same_values_and_gradients(FusedResidualMlp(*parameters), ResidualMlp(*parameters), x, dy, parameters,
                                      tuple(f"d {name}" for name in shapes))
 
 
@@ -182,6 +184,34 @@ class FusedDense(MindSporeDense):
 
     def construct(self, x):
         return self.op(x, self.weight) if self.bias is None else self.op(x, self.weight, self.bias)
+
+
+class ResidualDense(MindSporeDense):
+    """x @ weight.T + bias + x: the residual is the layer's own input."""
+
+    def construct(self, x):
+        return super().construct(x) + x
+
+
+class FusedResidualDense(MindSporeDense):
+    def __init__(self, weight, bias):
+        super().__init__(weight, bias)
+        self.op = cpu_kernels.linear_residual_op()
+
+    def construct(self, x):
+        return self.op(x, self.weight, self.bias, x)
+
+
+@pytest.mark.parametrize("rows, width", [(5, 12), (1000, 256)])
+def test_fused_dense_layer_with_its_residual_equals_mindspores_and_its_gradients(rows, width):
+    rng = np.random.default_rng(6)
+    weight = ms.Parameter(ms.Tensor((rng.standard_normal((width, width)) / width ** 0.5).astype(np.float32)),
+                          name="weight")
+    bias = ms.Parameter(ms.Tensor(rng.standard_normal(width).astype(np.float32)), name="bias")
+    x = ms.Tensor(rng.standard_normal((rows, width)).astype(np.float32))
+    dy = ms.Tensor(rng.standard_normal((rows, width)).astype(np.float32))
+    assert_same_values_and_gradients(FusedResidualDense(weight, bias), ResidualDense(weight, bias), x, dy,
+                                     [weight, bias], ("d weight", "d bias"))
 
 
 # Rows: under one chunk; several chunks; few rows against a long input row (GSA's sub-sampling conv); more rows than

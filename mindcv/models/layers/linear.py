@@ -7,7 +7,8 @@ from mindspore.common import dtype as mstype
 
 from ...foundation.errors import InvalidValueError
 from ...foundation.graph_cache import renew_graph_cache
-from ...kernels import bias_add_op, fused_kernels_available, has_bf16_instructions, linear_op, matmul_op
+from ...kernels import (bias_add_op, fused_kernels_available, has_bf16_instructions, linear_op, linear_residual_op,
+                        matmul_op)
 from .init import TruncatedNormal
 
 __all__ = ["BiasAdd", "Linear", "PRECISIONS", "RowLinear", "RowMatMul", "set_matmul_precision"]
@@ -36,9 +37,9 @@ class RowMatMul(nn.Cell):
 
 
 class RowLinear(nn.Cell):
-    """``x (rows, in) @ weight (out, in).T + bias``. On fp32 ``x`` with the fused kernels, one kernel (``fused``)
-    multiplies in the matmul precision and adds the bias to each block of the output while it is in the cache;
-    otherwise MindSpore's MatMul and a bias add."""
+    """``x (rows, in) @ weight (out, in).T + bias``, plus ``residual (rows, out)`` where given. On fp32 ``x`` with the
+    fused kernels, one kernel (``fused``, or ``fused_residual``) multiplies in the matmul precision and adds the bias
+    and the residual to each block of the output while it is in the cache; otherwise MindSpore's MatMul and adds."""
 
     def __init__(self):
         super().__init__()
@@ -48,8 +49,13 @@ class RowLinear(nn.Cell):
 
     def use_precision(self, precision):
         self.fused = linear_op(precision) if fused_kernels_available() else None
+        self.fused_residual = linear_residual_op(precision) if fused_kernels_available() else None
 
-    def construct(self, x, weight, bias):
+    def construct(self, x, weight, bias, residual=None):
+        if residual is not None:
+            if self.fused_residual is not None and x.dtype == mstype.float32:
+                return self.fused_residual(x, weight, bias, residual)
+            return self.add_bias(self.matmul(x, weight), bias) + residual
         if self.fused is not None and x.dtype == mstype.float32:
             return self.fused(x, weight, bias)
         return self.add_bias(self.matmul(x, weight), bias)
@@ -101,5 +107,9 @@ class Linear(nn.Dense):
         """x @ weight.T as (tokens, out_features), the bias left for a fused consumer to add."""
         return self.dense.matmul(x.reshape(-1, x.shape[-1]), self.weight)
 
-    def construct(self, x):
-        return self.dense(x.reshape(-1, x.shape[-1]), self.weight, self.bias).reshape(x.shape[:-1] + (-1,))
+    def construct(self, x, residual=None):
+        """``x`` through the layer, plus ``residual`` (shaped as the output) where given."""
+        rows = x.reshape(-1, x.shape[-1])
+        if residual is None:
+            return self.dense(rows, self.weight, self.bias).reshape(x.shape[:-1] + (-1,))
+        return self.dense(rows, self.weight, self.bias, residual.reshape(rows.shape[0], -1)).reshape(residual.shape)

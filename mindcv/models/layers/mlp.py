@@ -53,8 +53,8 @@ class Mlp(nn.Cell):
     """fc1 -> exact (erf) GELU -> dropout -> fc2 -> dropout. Without dropout, on fp32 input with the fused kernels,
     in the matmul precision: in training the GELU and fc2 run as one kernel (``fused``), the activations existing a
     block of rows at a time, in the cache, and the backward recomputing them, so a step keeps one hidden-width tensor
-    per MLP, not two; in inference (``set_train(False)``) the whole MLP is one kernel (``fused_inference``), and no
-    hidden-width tensor reaches memory."""
+    per MLP, not two. Given a ``residual`` to add (inference, where dropout is off), the whole MLP and the add are one
+    kernel (``fused_inference``), and no hidden-width tensor reaches memory."""
 
     def __init__(self, dim, hidden_dim, drop=0.0):
         super().__init__()
@@ -69,14 +69,15 @@ class Mlp(nn.Cell):
         self.fused = gelu_linear_op(precision) if self.can_fuse else None
         self.fused_inference = mlp_op(precision) if self.can_fuse else None
 
-    def construct(self, x):
-        if self.fused_inference is not None and not self.training and x.dtype == mstype.float32:
+    def construct(self, x, residual=None):
+        if residual is not None and self.fused_inference is not None and x.dtype == mstype.float32:
             out = self.fused_inference(x.reshape(-1, x.shape[-1]), self.fc1.weight, self.fc1.bias, self.fc2.weight,
-                                       self.fc2.bias)
-            return out.reshape(x.shape[:-1] + (-1,))
+                                       self.fc2.bias, residual.reshape(-1, residual.shape[-1]))
+            return out.reshape(residual.shape)
         rows = self.fc1.rows_without_bias(x)
         if self.fused is not None and x.dtype == mstype.float32:
             out = self.fused(rows, self.fc1.bias, self.fc2.weight, self.fc2.bias)
         else:
             out = self.fc2(self.drop(self.act(rows, self.fc1.bias)))
-        return self.drop(out).reshape(x.shape[:-1] + (-1,))
+        out = self.drop(out).reshape(x.shape[:-1] + (-1,))
+        return out if residual is None else out + residual
