@@ -1510,6 +1510,63 @@ int PackedAttentionBackward(int nparam, void **params, int *ndims, int64_t **sha
                         dqkv + c, dqkv + 2 * c, s);
 }
 
+constexpr int kBadWindow = 6;
+
+// The windows of a channels-last grid (B, H, W, C), H and W whole multiples of ``size``: (B * H/size * W/size,
+// size * size, C), window (b, i, j) holding the grid's rows i * size... and columns j * size... in row-major order.
+struct WindowGrid {
+  int64_t batch, height, width, channels, size;
+};
+
+// The grid of ``grid_shape`` (B, H, W, C) split into windows of ``windows_shape`` (windows, size * size, C).
+bool GetWindowGrid(const int64_t *grid_shape, const int64_t *windows_shape, WindowGrid *g) {
+  const auto size = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(windows_shape[1]))));
+  *g = {grid_shape[0], grid_shape[1], grid_shape[2], grid_shape[3], size};
+  return size > 0 && size * size == windows_shape[1] && g->height % size == 0 && g->width % size == 0 &&
+         windows_shape[2] == g->channels &&
+         windows_shape[0] == g->batch * (g->height / size) * (g->width / size);
+}
+
+// Copies the grid into its windows (``to_windows``) or the windows back into the grid: a window row of size * C
+// floats at a time, where MindSpore's 6-D Transpose moves element by element.
+void CopyWindows(const WindowGrid &g, float *grid, float *windows, bool to_windows) {
+  const int64_t per_row = g.width / g.size, per_column = g.height / g.size, strip = g.size * g.channels;
+  ParallelFor(g.batch * g.height, 1, [&](int, int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / g.height, y = row % g.height;
+      const int64_t first_window = (b * per_column + y / g.size) * per_row;
+      for (int64_t j = 0; j < per_row; ++j) {
+        float *in_grid = grid + (row * g.width + j * g.size) * g.channels;
+        float *in_window = windows + ((first_window + j) * g.size + y % g.size) * strip;
+        if (to_windows) {
+          std::memcpy(in_window, in_grid, strip * sizeof(float));
+        } else {
+          std::memcpy(in_grid, in_window, strip * sizeof(float));
+        }
+      }
+    }
+  });
+}
+
+// Input: grid (B, H, W, C). Output: its windows (windows, size * size, C).
+int WindowPartition(int nparam, void **params, int *, int64_t **shapes, const char **dtypes, void *, void *) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
+  WindowGrid g;
+  if (!GetWindowGrid(shapes[0], shapes[1], &g)) return kBadWindow;
+  CopyWindows(g, static_cast<float *>(params[0]), static_cast<float *>(params[1]), true);
+  return 0;
+}
+
+// Inputs: windows (windows, size * size, C), a grid (B, H, W, C) whose shape only is used. Output: the grid the
+// windows make.
+int WindowMerge(int nparam, void **params, int *, int64_t **shapes, const char **dtypes, void *, void *) {
+  if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
+  WindowGrid g;
+  if (!GetWindowGrid(shapes[1], shapes[0], &g)) return kBadWindow;
+  CopyWindows(g, static_cast<float *>(params[2]), static_cast<float *>(params[0]), false);
+  return 0;
+}
+
 // The matmul and dense-layer kernels in fp32 and in bf16 (operands rounded to bf16, fp32 sums: AVX-512-BF16 or AMX
 // through oneDNN), each an entry point of the name given, with the inputs and outputs of the kernel named.
 #define DENSE_ENTRY(name, kernel, precision)                                                                    \

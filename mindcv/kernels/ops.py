@@ -6,7 +6,7 @@ from mindspore import context, ops
 from ..foundation.graph_cache import fresh_graph_cache
 from .build import library_path
 
-_FUSED_ATTRIBUTES = ("fused", "fused_inference", "fused_residual")  # where cells hold a fused operator (None: MindSpore's own ops)
+_FUSED_ATTRIBUTES = ("fused", "fused_inference", "fused_residual", "fused_partition", "fused_merge")  # where cells hold a fused operator (None: MindSpore's own ops)
 
 
 def fused_kernels_available():
@@ -225,3 +225,26 @@ def bias_add_op():
         return dout, backward(dout)
 
     return _custom("BiasAddForward", lambda x, bias: x, lambda x, bias: x, bprop)
+
+
+def window_ops(size):
+    """``(partition, merge)``: ``partition(grid)`` splits a channels-last fp32 grid (B, H, W, C), H and W whole
+    multiples of ``size``, into windows (B * H/size * W/size, size * size, C), window (b, i, j) holding the grid's
+    rows i * size... and columns j * size... in row-major order; ``merge(windows, grid)`` puts such windows back
+    into a grid shaped as ``grid`` (whose values it does not read). Each is the other's gradient."""
+
+    def windows_shape(grid):
+        return [grid[0] * (grid[1] // size) * (grid[2] // size), size * size, grid[3]]
+
+    plain_partition = _custom("WindowPartition", windows_shape, _same)
+    plain_merge = _custom("WindowMerge", lambda windows, grid: grid, _same)
+
+    def partition_bprop(grid, out, dout):
+        return (plain_merge(dout, grid),)
+
+    def merge_bprop(windows, grid, out, dout):
+        return plain_partition(dout), ops.zeros_like(grid)
+
+    return (_custom("WindowPartition", windows_shape, _same, partition_bprop),
+            _custom("WindowMerge", lambda windows, grid: grid, _same, merge_bprop))
+

@@ -19,7 +19,7 @@ from mindspore.common import dtype as mstype
 
 from ..foundation.errors import InvalidValueError
 from ..foundation.graph_cache import renew_graph_cache
-from ..kernels import attention_op, fused_kernels_available, packed_attention_op, peg_op
+from ..kernels import attention_op, fused_kernels_available, packed_attention_op, peg_op, window_ops
 from .helpers import build_model_with_cfg
 from .layers import (DropPath, LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, RowLinear, conv_init, crop_grid,
                      dropout, export_form, number_random_streams, pad_grid)
@@ -179,6 +179,8 @@ class LocallyGroupedAttention(Attention):
         super().__init__(dim, num_heads, attn_drop, proj_drop, packed_attention_op)
         self.qkv = Linear(dim, 3 * dim)
         self.window_size = window_size
+        # MindSpore's CPU Transpose moves the 6-D window partition element by element.
+        self.fused_partition, self.fused_merge = window_ops(window_size) if fused_kernels_available() else (None, None)
 
     def attend_windows(self, windows):
         """(windows, ws * ws, C) tokens attending within each window, same shape out."""
@@ -195,10 +197,14 @@ class LocallyGroupedAttention(Attention):
         ws = self.window_size
         pad_b, pad_r = (-h) % ws, (-w) % ws
         x = pad_grid(x, pad_b, pad_r)
-        nh, nw = (h + pad_b) // ws, (w + pad_r) // ws
-        windows = x.reshape(b, nh, ws, nw, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, ws * ws, c)
-        out = self.attend_windows(windows).reshape(b, nh, nw, ws, ws, c).transpose(0, 1, 3, 2, 4, 5)
-        return self.output(crop_grid(out.reshape(b, nh * ws, nw * ws, c), h, w), residual)
+        if self.fused_partition is not None and x.dtype == mstype.float32:
+            out = self.fused_merge(self.attend_windows(self.fused_partition(x)), x)
+        else:
+            nh, nw = (h + pad_b) // ws, (w + pad_r) // ws
+            windows = x.reshape(b, nh, ws, nw, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, ws * ws, c)
+            out = self.attend_windows(windows).reshape(b, nh, nw, ws, ws, c).transpose(0, 1, 3, 2, 4, 5)
+            out = out.reshape(b, nh * ws, nw * ws, c)
+        return self.output(crop_grid(out, h, w), residual)
 
 
 class Block(nn.Cell):

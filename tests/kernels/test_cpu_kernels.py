@@ -431,6 +431,37 @@ def test_fused_packed_attention_equals_split_heads_attention_and_its_gradients()
     assert_same_values_and_gradients(PackedAttention(2, True), PackedAttention(2, False), qkv, dy, [], ())
 
 
+class WindowOp(nn.Cell):
+    def __init__(self, op, grid=None):
+        super().__init__()
+        self.op = op
+        self.grid = grid
+
+    def construct(self, x):
+        return self.op(x) if self.grid is None else self.op(x, self.grid)
+
+
+def test_window_partition_and_merge_are_lsas_transposes_and_each_others_gradients():
+    partition, merge = cpu_kernels.window_ops(3)
+    rng = np.random.default_rng(8)
+    grid = rng.standard_normal((2, 6, 9, 5)).astype(np.float32)
+    expected = grid.reshape(2, 2, 3, 3, 3, 5).transpose(0, 1, 3, 2, 4, 5).reshape(12, 9, 5)
+    windows = partition(ms.Tensor(grid))
+    np.testing.assert_array_equal(windows.asnumpy(), expected)
+    np.testing.assert_array_equal(merge(windows, ms.Tensor(grid)).asnumpy(), grid)
+    upstream = ms.Tensor(rng.standard_normal(expected.shape).astype(np.float32))
+    grad_grid = ms.grad(Projected(WindowOp(partition), upstream))(ms.Tensor(grid))
+    np.testing.assert_array_equal(grad_grid.asnumpy(), merge(upstream, ms.Tensor(grid)).asnumpy())
+    grad_windows = ms.grad(Projected(WindowOp(merge, ms.Tensor(grid)), ms.Tensor(grid)))(windows)
+    np.testing.assert_array_equal(grad_windows.asnumpy(), expected)
+
+
+def test_window_partition_refuses_a_grid_that_is_not_whole_windows():
+    partition, _ = cpu_kernels.window_ops(3)
+    with pytest.raises(RuntimeError, match=r"function\(WindowPartition\) is 6"):
+        partition(ms.Tensor(np.ones((1, 4, 6, 2), np.float32))).asnumpy()
+
+
 @pytest.mark.parametrize("heads", [0.0, 3.0, 1.5])
 def test_attention_refuses_a_head_count_that_does_not_divide_the_channels(heads):
     q, kv = ms.Tensor(np.ones((1, 4, 8), np.float32)), ms.Parameter(ms.Tensor(np.ones((1, 3, 16), np.float32)))

@@ -30,6 +30,8 @@ ENTRY_POINTS = {
     "MlpBf16Forward": [(4, 8), (6, 8), (6,), (3, 6), (3,), (4, 3), (4, 3)],
     "LinearResidualForward": [(4, 8), (3, 8), (3,), (4, 3), (4, 3)],
     "LinearResidualBf16Forward": [(4, 8), (3, 8), (3,), (4, 3), (4, 3)],
+    "WindowPartition": [(2, 4, 6, 3), (12, 4, 3)],
+    "WindowMerge": [(12, 4, 3), (2, 4, 6, 3), (2, 4, 6, 3)],
     "PegForward": [(1, 3, 3, 8), (8, 1, 3, 3), (8,), (1, 3, 3, 8)],
     "PegBackwardInput": [(1, 3, 3, 8), (8, 1, 3, 3), (1, 3, 3, 8)],
     "PegBackwardWeight": [(1, 3, 3, 8), (1, 3, 3, 8), (8, 1, 3, 3), (8,)],
