@@ -1,7 +1,7 @@
 """Fused fp32 CPU kernels (bias + exact GELU, LayerNorm, bias add, the PEG depthwise conv, multi-head attention on
-tokens, LSA's window partition and merge, a sum of squares for gradient clipping), and matmuls, dense layers with their bias, bias + GELU + the next
-dense layer, whole MLPs and patch convolutions in fp32 or bf16 (oneDNN's GEMMs, and on AMX its matmul primitive), as MindSpore AOT
-custom operators.
+tokens, LSA's window partition and merge, a sum of squares for gradient clipping), and matmuls, dense layers with
+their bias (and a residual), bias + GELU + the next dense layer, whole MLPs with their residual and patch
+convolutions in fp32 or bf16 (oneDNN's GEMMs, and on AMX its matmul primitive), as MindSpore AOT custom operators.
 Models and the train step use only these names.
 
 MindSpore's CPU Erf, LayerNorm gradient, BiasAdd gradient and depthwise Conv2D kernels took most of a Twins

@@ -634,7 +634,7 @@ class AmxMatmul {
     matmul->k_ = k;
     matmul->n_ = n;
     if (matmul->Init()) return matmul;
-    delete matmul;  // its oneDNN objects are few and made once; they are not freed
+    delete matmul;  // like the kept matmuls' oneDNN objects, the few that Init made are never freed
     return nullptr;
   }
 

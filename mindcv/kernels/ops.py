@@ -6,7 +6,8 @@ from mindspore import context, ops
 from ..foundation.graph_cache import fresh_graph_cache
 from .build import library_path
 
-_FUSED_ATTRIBUTES = ("fused", "fused_inference", "fused_residual", "fused_partition", "fused_merge")  # where cells hold a fused operator (None: MindSpore's own ops)
+# The attributes in which cells hold a fused operator (None where they use MindSpore's own operators).
+_FUSED_ATTRIBUTES = ("fused", "fused_inference", "fused_residual", "fused_partition", "fused_merge")
 
 
 def fused_kernels_available():
