@@ -598,10 +598,9 @@ class AmxMatmul {
 
   // The fp32 weight (N, K) as the primitive's bf16 weight, into ``packed`` (PackedBytes()).
   int Pack(const float *w, void *packed, void *scratch) const {
-    const onednn::ExecArg args[] = {{onednn::kArgFrom, nullptr}, {onednn::kArgTo, nullptr},
-                                    {onednn::kArgScratchpad, nullptr}};
-    return Run(reorder_, {{plain_weight_, const_cast<float *>(w)}, {packed_weight_, packed}, {scratch_, scratch}},
-               args);
+    return Run(reorder_, {{onednn::kArgFrom, plain_weight_, const_cast<float *>(w)},
+                          {onednn::kArgTo, packed_weight_, packed},
+                          {onednn::kArgScratchpad, scratch_, scratch}});
   }
 
   // y (rows, N) = a (rows, K) @ the packed weight.
@@ -609,10 +608,10 @@ class AmxMatmul {
     const onednn::Api &api = *api_;
     onednn::Handle src = onednn::Matrix(api, rows, k_, onednn::kBf16, k_, 1);
     onednn::Handle dst = onednn::Matrix(api, rows, n_, onednn::kF32, n_, 1);
-    const onednn::ExecArg args[] = {{onednn::kArgSrc, nullptr}, {onednn::kArgWeights, nullptr},
-                                    {onednn::kArgDst, nullptr}, {onednn::kArgScratchpad, nullptr}};
-    const int status = src && dst ? Run(matmul_, {{src, const_cast<uint16_t *>(a)}, {packed_weight_,
-                                                  const_cast<void *>(packed)}, {dst, y}, {scratch_, scratch}}, args)
+    const int status = src && dst ? Run(matmul_, {{onednn::kArgSrc, src, const_cast<uint16_t *>(a)},
+                                                  {onednn::kArgWeights, packed_weight_, const_cast<void *>(packed)},
+                                                  {onednn::kArgDst, dst, y},
+                                                  {onednn::kArgScratchpad, scratch_, scratch}})
                                   : kNoOneDnn;
     for (onednn::Handle desc : {src, dst})
       if (desc) api.desc_destroy(desc);
@@ -622,7 +621,12 @@ class AmxMatmul {
  private:
   static constexpr int64_t kMinRows = 256;  // below, packing the weight costs more than it saves
   static constexpr int64_t kMaxIn = 512, kMaxOut = 1024;
-  using Bound = std::pair<onednn::Handle, void *>;  // a descriptor and the data it describes
+  // An argument of a primitive: its number, and the descriptor of the data given.
+  struct Bound {
+    int arg;
+    onednn::Handle desc;
+    void *data;
+  };
 
   static const AmxMatmul *Make(int64_t k, int64_t n) {
     onednn::Handle engine;
@@ -674,16 +678,16 @@ class AmxMatmul {
     return api_->desc_size(a) >= api_->desc_size(b) ? a : b;
   }
 
-  // Executes ``primitive`` on this thread with args[i].memory made from bound[i]; args' arg numbers as given.
+  // Executes ``primitive`` on this thread with the arguments ``bound``.
   template <size_t N>
-  int Run(onednn::Handle primitive, const Bound (&bound)[N], const onednn::ExecArg (&arg_numbers)[N]) const {
+  int Run(onednn::Handle primitive, const Bound (&bound)[N]) const {
     thread_local onednn::Handle stream = nullptr;  // with no threadpool: a call runs on the calling thread
     if (stream == nullptr && api_->stream_create(&stream, engine_, nullptr) != 0) return kNoOneDnn;
     onednn::ExecArg args[N];
     int status = 0;
     for (size_t i = 0; i < N; ++i) {
-      args[i] = {arg_numbers[i].arg, nullptr};
-      if (status == 0) status = api_->memory_create(&args[i].memory, bound[i].first, engine_, bound[i].second);
+      args[i] = {bound[i].arg, nullptr};
+      if (status == 0) status = api_->memory_create(&args[i].memory, bound[i].desc, engine_, bound[i].data);
     }
     if (status == 0) status = api_->execute(primitive, stream, N, args);
     for (const onednn::ExecArg &arg : args)
