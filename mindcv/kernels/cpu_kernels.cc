@@ -1227,6 +1227,60 @@ int PatchLinearGradKernel(void **params, int64_t **shapes) {
   return status;
 }
 
+// Stochastic depth's per-sample factors from its counter-based generator (mindcv/models/layers/drop.py): sample b
+// draws u = (hash(hash(key ^ step) + b * golden) >> 8) / 2^24 and is kept, with factor ``scale``, when u >= the drop
+// probability. The same 32-bit integer arithmetic as the tensor operations there, so the masks are identical.
+uint64_t Mix32(uint64_t x) {
+  constexpr uint64_t kMask = 0xFFFFFFFFu;
+  x ^= x >> 16;
+  x = (x * 0x7FEB352Du) & kMask;
+  x ^= x >> 15;
+  x = (x * 0x5BD1E995u) & kMask;
+  return x ^ (x >> 16);
+}
+
+std::vector<float> DropPathFactors(void **params, int64_t batch) {
+  const auto key = static_cast<uint64_t>(*static_cast<const int64_t *>(params[0]));
+  const auto step = static_cast<uint64_t>(*static_cast<const int64_t *>(params[1]));
+  const auto *probability_and_scale = static_cast<const float *>(params[2]);
+  const float drop_probability = probability_and_scale[0], scale = probability_and_scale[1];
+  const uint64_t counter = Mix32((key ^ step) & 0xFFFFFFFFu);
+  std::vector<float> factors(batch);
+  for (int64_t b = 0; b < batch; ++b) {
+    const uint64_t bits = Mix32((counter + static_cast<uint64_t>(b) * 0x9E3779B9u) & 0xFFFFFFFFu);
+    const float uniform = static_cast<float>(bits >> 8) * (1.0f / (1 << 24));
+    factors[b] = uniform >= drop_probability ? scale : 0.0f;
+  }
+  return factors;
+}
+
+bool DropPathDtypes(int nparam, const char **dtypes, int first_generator_input) {
+  for (int i = 0; i < nparam; ++i) {
+    const bool integer = i == first_generator_input || i == first_generator_input + 1;
+    if (std::strcmp(dtypes[i], integer ? "int64" : "float32") != 0) return false;
+  }
+  return true;
+}
+
+// out = residual + factor[b] * x[b] over each sample b, or with no residual (its pointer null) out = factor[b] * x[b].
+void ScaleSamples(const float *x, const float *residual, const std::vector<float> &factors, int64_t per_sample,
+                  float *out) {
+  const int64_t batch = static_cast<int64_t>(factors.size());
+  ParallelFor(batch * per_sample, kElementsPerChunk, [&](int, int64_t begin, int64_t end) {
+    for (int64_t b = begin / per_sample; b * per_sample < end; ++b) {
+      const int64_t first = std::max(begin, b * per_sample), last = std::min(end, (b + 1) * per_sample);
+      const float factor = factors[b];
+      if (residual == nullptr) {
+#pragma omp simd
+        for (int64_t i = first; i < last; ++i) out[i] = factor * x[i];
+      } else {
+#pragma omp simd
+        for (int64_t i = first; i < last; ++i) out[i] = residual[i] + factor * x[i];
+      }
+    }
+  });
+}
+
 }  // namespace
 
 extern "C" {
@@ -1568,6 +1622,25 @@ int WindowMerge(int nparam, void **params, int *, int64_t **shapes, const char *
   WindowGrid g;
   if (!GetWindowGrid(shapes[1], shapes[0], &g)) return kBadWindow;
   CopyWindows(g, static_cast<float *>(params[2]), static_cast<float *>(params[0]), false);
+  return 0;
+}
+
+// Inputs: branch x (B, ...), residual (B, ...), key and step (int64 scalars), probability_and_scale (2).
+// Output: residual + x scaled per sample by stochastic depth's factor.
+int DropPathAddForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  if (!DropPathDtypes(nparam, dtypes, 2)) return kWrongDtype;
+  const int64_t batch = shapes[0][0], per_sample = NumElements(ndims[0], shapes[0]) / std::max<int64_t>(batch, 1);
+  ScaleSamples(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+               DropPathFactors(params + 2, batch), per_sample, static_cast<float *>(params[5]));
+  return 0;
+}
+
+// Inputs: dout (B, ...), key, step, probability_and_scale as the forward's. Output: the branch's gradient.
+int DropPathAddBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  if (!DropPathDtypes(nparam, dtypes, 1)) return kWrongDtype;
+  const int64_t batch = shapes[0][0], per_sample = NumElements(ndims[0], shapes[0]) / std::max<int64_t>(batch, 1);
+  ScaleSamples(static_cast<const float *>(params[0]), nullptr, DropPathFactors(params + 1, batch), per_sample,
+               static_cast<float *>(params[4]));
   return 0;
 }
 

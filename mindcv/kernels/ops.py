@@ -228,6 +228,20 @@ def bias_add_op():
     return _custom("BiasAddForward", lambda x, bias: x, lambda x, bias: x, bprop)
 
 
+def drop_path_add_op():
+    """``op(x, residual, key, step, probability_and_scale)``: ``residual + x * factor[b]`` over each sample b of fp32
+    ``x`` and ``residual`` (B, ...), stochastic depth's factors drawn from its counter-based generator (int64 scalars
+    ``key`` and ``step``; ``probability_and_scale`` (2) fp32: sample b is kept, scaled, when its uniform draw is at
+    least the drop probability), as ``DropPath`` draws them. Differentiable in ``x`` and ``residual``; the backward
+    draws the factors again from the same key and step."""
+    backward = _custom("DropPathAddBackward", lambda dy, key, step, rates: dy, lambda dy, key, step, rates: dy)
+
+    def bprop(x, residual, key, step, rates, out, dout):
+        return backward(dout, key, step, rates), dout, ops.zeros_like(key), ops.zeros_like(step), ops.zeros_like(rates)
+
+    return _custom("DropPathAddForward", lambda x, *_: x, lambda x, *_: x, bprop)
+
+
 def window_ops(size):
     """``(partition, merge)``: ``partition(grid)`` splits a channels-last fp32 grid (B, H, W, C), H and W whole
     multiples of ``size``, into windows (B * H/size * W/size, size * size, C), window (b, i, j) holding the grid's

@@ -21,8 +21,8 @@ from ..foundation.errors import InvalidValueError
 from ..foundation.graph_cache import renew_graph_cache
 from ..kernels import attention_op, fused_kernels_available, packed_attention_op, peg_op, window_ops
 from .helpers import build_model_with_cfg
-from .layers import (DropPath, LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, RowLinear, conv_init, crop_grid,
-                     dropout, export_form, number_random_streams, pad_grid)
+from .layers import (LayerNorm, Linear, Mlp, PatchConv, PatchEmbed, RowLinear, conv_init, crop_grid,
+                     drop_path_layer, dropout, export_form, number_random_streams, pad_grid)
 from .registry import register_model, register_model_alias
 
 __all__ = ["Twins"]
@@ -218,17 +218,17 @@ class Block(nn.Cell):
             self.attn = LocallyGroupedAttention(dim, num_heads, window_size, attn_drop, proj_drop)
         else:
             self.attn = GlobalSubsampledAttention(dim, num_heads, sr_ratio, attn_drop, proj_drop)
-        self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path1 = drop_path_layer(drop_path)
         self.norm2 = LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), proj_drop)
-        self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path2 = drop_path_layer(drop_path)
 
     def construct(self, x):
         if not self.training:  # no drop path nor dropout: the residual adds run inside the projection and MLP kernels
             x = self.attn(self.norm1(x), x)
             return self.mlp(self.norm2(x), x)
-        x = x + self.drop_path1(self.attn(self.norm1(x)))
-        return x + self.drop_path2(self.mlp(self.norm2(x)))
+        x = self.drop_path1(self.attn(self.norm1(x)), x)
+        return self.drop_path2(self.mlp(self.norm2(x)), x)
 
 
 class Twins(nn.Cell):

@@ -52,6 +52,8 @@ ENTRY_POINTS = {
     "AttentionBackward": [(2, 4, 8), (2, 3, 16), (1,), (2, 4, 8), (2, 4, 8), (2, 4, 8), (2, 3, 16)],
     "PackedAttentionForward": [(2, 4, 24), (1,), (2, 4, 8)],
     "PackedAttentionBackward": [(2, 4, 24), (1,), (2, 4, 8), (2, 4, 8), (2, 4, 24)],
+    "DropPathAddForward": [(4, 3, 2), (4, 3, 2), (), (), (2,), (4, 3, 2)],
+    "DropPathAddBackward": [(4, 3, 2), (), (), (2,), (4, 3, 2)],
 }
 OUTPUTS = {"BiasGeluBackward": 2, "GeluLinearBackward": 4, "GeluLinearBf16Backward": 4, "LinearBackward": 3,
            "LinearBf16Backward": 3, "PegBackwardWeight": 2, "LayerNormBackward": 3, "AttentionBackward": 2,
@@ -59,6 +61,9 @@ OUTPUTS = {"BiasGeluBackward": 2, "GeluLinearBackward": 4, "GeluLinearBf16Backwa
 # Inputs that are counts rather than data: (entry point, position) -> value.
 COUNTS = {("AttentionForward", 2): 2, ("AttentionBackward", 2): 2, ("PackedAttentionForward", 1): 2,
           ("PackedAttentionBackward", 1): 2}
+# Inputs that are int64 (a random generator's key and step): (entry point, position).
+INTEGERS = {("DropPathAddForward", 2), ("DropPathAddForward", 3), ("DropPathAddBackward", 1),
+            ("DropPathAddBackward", 2)}
 
 
 def test_every_entry_point_of_the_source_is_checked_here():
@@ -69,11 +74,13 @@ def test_every_entry_point_of_the_source_is_checked_here():
 
 
 def arrays_for(name):
-    """Positive float32 inputs and NaN-filled outputs, the inputs and outputs of ``name``."""
+    """Positive float32 (or, where the kernel takes integers, int64) inputs and NaN-filled outputs, the inputs and
+    outputs of ``name``."""
     shapes = ENTRY_POINTS[name]
     inputs = len(shapes) - OUTPUTS.get(name, 1)
     rng = np.random.default_rng(0)
     return ([np.full(shape, COUNTS[name, i], np.float32) if (name, i) in COUNTS
+             else np.full(shape, 3, np.int64) if (name, i) in INTEGERS
              else rng.uniform(0.5, 1.5, shape).astype(np.float32) for i, shape in enumerate(shapes[:inputs])]
             + [np.full(shape, np.nan, np.float32) for shape in shapes[inputs:]]), inputs
 
@@ -84,7 +91,7 @@ def library():
 
 
 @pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
-def test_an_entry_point_computes_when_everything_is_float32(library, name):
+def test_an_entry_point_computes_when_everything_is_float32_or_its_integers_int64(library, name):
     arrays, inputs = arrays_for(name)
     assert call_kernel(library, name, arrays) == 0
     assert all(np.isfinite(output).all() for output in arrays[inputs:])
@@ -92,9 +99,9 @@ def test_an_entry_point_computes_when_everything_is_float32(library, name):
 
 @pytest.mark.parametrize("name, position", [(name, position) for name, shapes in sorted(ENTRY_POINTS.items())
                                             for position in range(len(shapes))])
-def test_an_entry_point_refuses_any_tensor_that_is_not_float32(library, name, position):
+def test_an_entry_point_refuses_any_tensor_of_another_type(library, name, position):
     arrays, inputs = arrays_for(name)
-    dtypes = ["float32"] * len(arrays)
+    dtypes = [str(array.dtype) for array in arrays]
     dtypes[position] = "float16"
     assert call_kernel(library, name, arrays, dtypes) != 0
     assert all(np.isnan(output).all() for output in arrays[inputs:]), "it wrote its outputs anyway"

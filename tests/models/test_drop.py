@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import mindspore as ms
+from mindspore import nn
 
 from mindcv.models import create_model
 from mindcv.models.layers import DropPath, Dropout
@@ -66,3 +67,48 @@ def test_streams_depend_on_the_layer_and_seed_not_on_what_was_built_before():
     reseeded = _keys(create_model("svt_small", num_classes=3, drop_path_rate=0.2, drop_rate=0.1))
     assert first == again and len(set(first)) == len(first) == 35
     assert not set(first) & set(reseeded)
+
+
+class _WeightedSum(nn.Cell):
+    def __init__(self, layer, weight):
+        super().__init__()
+        self.layer, self.weight = layer, weight
+
+    def construct(self, x, residual):
+        return (self.layer(x, residual) * self.weight).sum()
+
+
+def _pair(rate, stream):
+    """The same DropPath twice: with its fused kernel, and computing with tensor operations."""
+    fused, plain = _training(DropPath(rate)), _training(DropPath(rate))
+    plain.fused = None
+    for layer in (fused, plain):
+        layer.set_stream(stream)
+    return fused, plain
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.2 * 7 / 17, 0.5, 0.9])
+def test_the_fused_residual_add_draws_the_masks_the_tensor_operations_draw(rate):
+    if DropPath(rate).fused is None:
+        pytest.skip("no kernel library on this machine")
+    fused, plain = _pair(rate, stream=3)
+    ones, zeros = _ones(32, 3, 2), ms.Tensor(np.zeros((32, 3, 2), np.float32))
+    draws = [(fused(ones, zeros).asnumpy(), plain(ones, zeros).asnumpy()) for _ in range(12)]
+    for with_kernel, with_tensors in draws:
+        np.testing.assert_array_equal(with_kernel, with_tensors)
+    assert len({tuple(draw[:, 0, 0]) for draw, _ in draws}) > 1
+
+
+def test_the_fused_residual_add_and_its_gradients_equal_the_tensor_operations():
+    if DropPath(0.4).fused is None:
+        pytest.skip("no kernel library on this machine")
+    fused, plain = _pair(0.4, stream=8)
+    rng = np.random.default_rng(0)
+    x, residual, weight = (ms.Tensor(rng.standard_normal((16, 5, 4)).astype(np.float32)) for _ in range(3))
+    results = []
+    for layer in (fused, plain):
+        out, grads = ms.value_and_grad(_WeightedSum(layer, weight), (0, 1))(x, residual)
+        results.append([out.asnumpy(), *[grad.asnumpy() for grad in grads]])
+    for with_kernel, with_tensors in zip(*results):
+        np.testing.assert_allclose(with_kernel, with_tensors, rtol=1e-6, atol=1e-6)
+    assert int(fused.random_step.asnumpy()) == int(plain.random_step.asnumpy()) == 1
