@@ -1279,6 +1279,7 @@ bool DropPathDtypes(int nparam, const char **dtypes, int first_generator_input) 
 void ScaleSamples(const float *x, const float *residual, const std::vector<float> &factors, int64_t per_sample,
                   float *out) {
   const int64_t batch = static_cast<int64_t>(factors.size());
+  if (batch * per_sample == 0) return;  // nothing to scale, and no sample to divide positions by
   ParallelFor(batch * per_sample, kElementsPerChunk, [&](int, int64_t begin, int64_t end) {
     for (int64_t b = begin / per_sample; b * per_sample < end; ++b) {
       const int64_t first = std::max(begin, b * per_sample), last = std::min(end, (b + 1) * per_sample);

@@ -112,3 +112,11 @@ def test_the_fused_residual_add_and_its_gradients_equal_the_tensor_operations():
     for with_kernel, with_tensors in zip(*results):
         np.testing.assert_allclose(with_kernel, with_tensors, rtol=1e-6, atol=1e-6)
     assert int(fused.random_step.asnumpy()) == int(plain.random_step.asnumpy()) == 1
+
+
+def test_the_fused_residual_add_takes_an_empty_batch():
+    layer = _training(DropPath(0.5))
+    if layer.fused is None:
+        pytest.skip("no kernel library on this machine")
+    empty = ms.Tensor(np.zeros((0, 3, 2), np.float32))
+    assert layer(empty, empty).shape == (0, 3, 2)
