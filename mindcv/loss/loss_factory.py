@@ -2,6 +2,7 @@
 import logging
 
 from ..foundation.errors import UnknownNameError
+from ..foundation.jit import compile_construct
 from .asymmetric import AsymmetricLossMultilabel, AsymmetricLossSingleLabel
 from .binary_cross_entropy_smooth import BinaryCrossEntropySmooth
 from .cross_entropy_smooth import CrossEntropySmooth
@@ -51,8 +52,10 @@ def create_loss(name="CE", weight=None, reduction="mean", label_smoothing=0.0, a
     (``asl_multi_label`` always sums, as MindCV's). ``label_smoothing``: smoothing eps (not taken by
     ``asl_multi_label``); leave it 0 when the loader already folded it into mixed targets. ``aux_factor``: weight
     of the auxiliary logits when the model returns ``(logits, aux_logits, ...)``; with 0 they are ignored.
+
+    In PYNATIVE mode the loss runs compiled (see ``compile_construct``), as the models do.
     """
     builder = _BY_LOWER_NAME.get(str(name).lower())
     if builder is None:
         raise UnknownNameError("loss", name, LOSSES)
-    return builder(weight, reduction, label_smoothing, aux_factor)
+    return compile_construct(builder(weight, reduction, label_smoothing, aux_factor))
