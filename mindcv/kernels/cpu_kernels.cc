@@ -1547,6 +1547,51 @@ int SumOfSquares(int nparam, void **params, int *ndims, int64_t **shapes, const 
   return 0;
 }
 
+// PyTorch's AdamW step (torch.optim.AdamW's single-tensor form) on any number P of fp32 parameters, in place.
+// Inputs: param[P], m[P], v[P], grad[P]; set (P) int32, the row of ``per_set`` each parameter takes; per_set
+// (S, 2): 1 - lr * weight_decay, lr / (1 - beta1^t) of each set of parameters sharing lr and weight decay;
+// shared (5): beta1, beta2, sqrt(1 - beta2^t), eps, and the factor the gradients are multiplied by first
+// (loss-scale unscaling). Output: a (1,) zero. One pass over all the state with every thread, where a kernel per
+// parameter makes hundreds of small passes.
+int AdamWUpdate(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                void *extra) {
+  const int count = (nparam - 4) / 4;
+  const int set_input = 4 * count;
+  if (!AllFloat32(set_input, dtypes) || std::strcmp(dtypes[set_input], "int32") != 0 ||
+      !AllFloat32(3, dtypes + set_input + 1)) {
+    return kWrongDtype;
+  }
+  const int32_t *set = static_cast<const int32_t *>(params[set_input]);
+  const float *per_set = static_cast<const float *>(params[set_input + 1]);
+  const float *shared = static_cast<const float *>(params[set_input + 2]);
+  const float beta1 = shared[0], beta2 = shared[1], root_correction2 = shared[2], eps = shared[3],
+              grad_scale = shared[4];
+  std::vector<int64_t> starts(count + 1, 0);  // where each parameter begins in the concatenation of all of them
+  for (int k = 0; k < count; ++k) starts[k + 1] = starts[k] + NumElements(ndims[k], shapes[k]);
+  ParallelFor(starts[count], kElementsPerChunk, [&](int, int64_t begin, int64_t end) {
+    for (int k = 0; k < count; ++k) {
+      const int64_t first = std::max(begin, starts[k]) - starts[k], last = std::min(end, starts[k + 1]) - starts[k];
+      if (first >= last) continue;
+      float *param = static_cast<float *>(params[k]);
+      float *m = static_cast<float *>(params[count + k]);
+      float *v = static_cast<float *>(params[2 * count + k]);
+      const float *grad = static_cast<const float *>(params[3 * count + k]);
+      const float decay = per_set[2 * set[k]], step_size = per_set[2 * set[k] + 1];
+#pragma omp simd
+      for (int64_t i = first; i < last; ++i) {
+        const float g = grad[i] * grad_scale;
+        const float m_new = m[i] + (g - m[i]) * (1.0f - beta1);
+        const float v_new = v[i] * beta2 + g * g * (1.0f - beta2);
+        m[i] = m_new;
+        v[i] = v_new;
+        param[i] = param[i] * decay - step_size * (m_new / (std::sqrt(v_new) / root_correction2 + eps));
+      }
+    }
+  });
+  *static_cast<float *>(params[nparam - 1]) = 0.0f;
+  return 0;
+}
+
 // Multi-head softmax attention, softmax(q k^T / sqrt(head_dim)) v per head, on tokens: the heads are channel
 // groups, never split into their own axis. Inputs: q (B, Lq, C), kv (B, Lk, 2C) with k then v, heads (1).
 // Output: out (B, Lq, C).

@@ -2,6 +2,7 @@
 import contextlib
 
 from mindspore import context, ops
+from mindspore.ops import signature
 
 from ..foundation.graph_cache import fresh_graph_cache
 from .build import library_path
@@ -216,6 +217,19 @@ def packed_attention_op():
 def sum_of_squares_op():
     """``op(*tensors)``: the sum of squares of every element of any number of fp32 tensors, as a (1,) tensor."""
     return _custom("SumOfSquares", lambda *shapes: [1], lambda *dtypes: dtypes[0])
+
+
+def adamw_update_op(count):
+    """``op(*params, *m, *v, *grads, set, per_set, shared)``: PyTorch's AdamW step on ``count`` fp32 parameters and
+    their moments, written in place (the last three inputs as the kernel ``AdamWUpdate`` reads them); returns a
+    (1,) zero. The parameters and moments are declared written, so MindSpore orders the update after every read of
+    them, as it does its own optimizers' in-place kernels."""
+    op = _custom("AdamWUpdate", lambda *shapes: [1], lambda *dtypes: dtypes[0])
+    written = [signature.make_sig(f"state{i}", signature.sig_rw.RW_WRITE) for i in range(3 * count)]
+    read = [signature.make_sig(f"input{i}") for i in range(count + 3)]
+    op.__mindspore_signature__ = tuple(written + read)
+    op.add_prim_attr("side_effect_mem", True)
+    return op
 
 
 def bias_add_op():

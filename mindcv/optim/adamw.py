@@ -1,10 +1,11 @@
 """AdamW with bias correction: MindSpore's ``nn.AdamWeightDecay`` skips Adam's bias correction, which the PyTorch
 AdamW used by timm and the Twins release applies; early steps differ by up to ``1 / (1 - beta2**t)``."""
-from mindspore import ops
+from mindspore import Tensor, nn, ops
 from mindspore import dtype as mstype
 from mindspore.ops import composite as C
 
-from .base import MomentOptimizer, adam_step, decayed
+from ..kernels import adamw_update_op, fused_kernels_available
+from .base import CLIP_NORM, MomentOptimizer, adam_step, decayed
 
 _adamw_rule = C.MultitypeFuncGraph("adamw_rule")
 
@@ -31,10 +32,56 @@ def _adamw_update(hyper, lr, weight_decay, decay_flag, param, m, v, grad):
 class AdamW(MomentOptimizer):
     """Adam with decoupled weight decay and bias correction (Loshchilov & Hutter; PyTorch's ``AdamW``).
 
-    ``clip``: clip the gradients to global norm 5 first (MindCV's option).
+    ``clip``: clip the gradients to global norm 5 first (MindCV's option). On CPU, with fp32 parameters, the whole
+    step is one fused kernel.
     """
 
     def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
                  loss_scale=1.0, clip=False):
         super().__init__(params, learning_rate, beta1, beta2, eps, weight_decay, loss_scale, _adamw_rule, "adam",
                          clip)
+        self.fused_update = None
+        if fused_kernels_available() and all(p.dtype == mstype.float32 for p in self._parameters):
+            set_of_parameter, self.set_leaders = self._sets_sharing_hyper_parameters()
+            self.set_of_parameter = Tensor(set_of_parameter, mstype.int32)
+            self.fused_update = adamw_update_op(len(self._parameters))
+        self.one = Tensor(1.0, mstype.float32)
+
+    def _sets_sharing_hyper_parameters(self):
+        """Each parameter's set of parameters sharing lr and weight decay, and the first parameter of each set."""
+        count = len(self._parameters)
+        lrs = self.learning_rate if self.is_group_lr else [self.learning_rate] * count
+        decays = self.weight_decay if self.is_group else [self.weight_decay] * count
+        leaders, set_of_parameter = {}, []
+        for index, (lr, decay, flag) in enumerate(zip(lrs, decays, self.decay_flags)):
+            decay_key = (id(decay) if isinstance(decay, nn.Cell) else float(decay.asnumpy())) if flag else None
+            set_of_parameter.append(leaders.setdefault((id(lr), decay_key), len(leaders)))
+        first_of_set = {}
+        for index, number in enumerate(set_of_parameter):
+            first_of_set.setdefault(number, index)
+        return set_of_parameter, tuple(first_of_set[number] for number in range(len(leaders)))
+
+    def construct(self, gradients):
+        if self.fused_update is None:
+            return super().construct(gradients)
+        grad_scale = self.reciprocal_scale if self.need_scale else self.one
+        if self.clip:
+            gradients = ops.clip_by_global_norm(self.scale_grad(gradients), CLIP_NORM)
+            grad_scale = self.one
+        lr = self.get_lr()
+        weight_decay = self.get_weight_decay()
+        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        beta1_power = self.beta1_power * self.beta1
+        beta2_power = self.beta2_power * self.beta2
+        ops.assign(self.beta1_power, beta1_power)
+        ops.assign(self.beta2_power, beta2_power)
+        per_set = ()
+        for first in self.set_leaders:
+            set_lr = (lr[first] if self.is_group_lr else lr).reshape(())
+            set_decay = (weight_decay[first] if self.is_group else weight_decay).reshape(())
+            if not self.decay_flags[first]:
+                set_decay = ops.zeros_like(set_decay)
+            per_set += (ops.stack([1.0 - set_lr * set_decay, set_lr / (1.0 - beta1_power).reshape(())]),)
+        shared = ops.stack([self.beta1, self.beta2, ops.sqrt(1.0 - beta2_power).reshape(()), self.eps, grad_scale])
+        return self.fused_update(*self._parameters, *self.moments1, *self.moments2, *gradients,
+                                 self.set_of_parameter, ops.stack(per_set), shared)

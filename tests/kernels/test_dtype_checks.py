@@ -54,6 +54,7 @@ ENTRY_POINTS = {
     "PackedAttentionBackward": [(2, 4, 24), (1,), (2, 4, 8), (2, 4, 8), (2, 4, 24)],
     "DropPathAddForward": [(4, 3, 2), (4, 3, 2), (), (), (2,), (4, 3, 2)],
     "DropPathAddBackward": [(4, 3, 2), (), (), (2,), (4, 3, 2)],
+    "AdamWUpdate": [(4, 8), (3,)] * 4 + [(2,), (1, 2), (5,), (1,)],
 }
 OUTPUTS = {"BiasGeluBackward": 2, "GeluLinearBackward": 4, "GeluLinearBf16Backward": 4, "LinearBackward": 3,
            "LinearBf16Backward": 3, "PegBackwardWeight": 2, "LayerNormBackward": 3, "AttentionBackward": 2,
@@ -64,6 +65,8 @@ COUNTS = {("AttentionForward", 2): 2, ("AttentionBackward", 2): 2, ("PackedAtten
 # Inputs that are int64 (a random generator's key and step): (entry point, position).
 INTEGERS = {("DropPathAddForward", 2), ("DropPathAddForward", 3), ("DropPathAddBackward", 1),
             ("DropPathAddBackward", 2)}
+# Inputs that are int32 row numbers, all 0 here (each parameter's set in AdamW's update): (entry point, position).
+ROW_NUMBERS = {("AdamWUpdate", 8)}
 
 
 def test_every_entry_point_of_the_source_is_checked_here():
@@ -74,13 +77,14 @@ def test_every_entry_point_of_the_source_is_checked_here():
 
 
 def arrays_for(name):
-    """Positive float32 (or, where the kernel takes integers, int64) inputs and NaN-filled outputs, the inputs and
+    """Positive float32 (or, where the kernel takes integers, int64 or int32 row numbers) inputs and NaN-filled outputs, the inputs and
     outputs of ``name``."""
     shapes = ENTRY_POINTS[name]
     inputs = len(shapes) - OUTPUTS.get(name, 1)
     rng = np.random.default_rng(0)
     return ([np.full(shape, COUNTS[name, i], np.float32) if (name, i) in COUNTS
              else np.full(shape, 3, np.int64) if (name, i) in INTEGERS
+             else np.zeros(shape, np.int32) if (name, i) in ROW_NUMBERS
              else rng.uniform(0.5, 1.5, shape).astype(np.float32) for i, shape in enumerate(shapes[:inputs])]
             + [np.full(shape, np.nan, np.float32) for shape in shapes[inputs:]]), inputs
 
@@ -91,7 +95,7 @@ def library():
 
 
 @pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
-def test_an_entry_point_computes_when_everything_is_float32_or_its_integers_int64(library, name):
+def test_an_entry_point_computes_when_everything_is_float32_or_its_integers_int64_or_int32(library, name):
     arrays, inputs = arrays_for(name)
     assert call_kernel(library, name, arrays) == 0
     assert all(np.isfinite(output).all() for output in arrays[inputs:])
