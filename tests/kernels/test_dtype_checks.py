@@ -77,8 +77,8 @@ def test_every_entry_point_of_the_source_is_checked_here():
 
 
 def arrays_for(name):
-    """Positive float32 (or, where the kernel takes integers, int64 or int32 row numbers) inputs and NaN-filled outputs, the inputs and
-    outputs of ``name``."""
+    """Positive float32 (or, where the kernel takes integers, int64 or int32 row numbers) inputs and NaN-filled
+    outputs, the inputs and outputs of ``name``."""
     shapes = ENTRY_POINTS[name]
     inputs = len(shapes) - OUTPUTS.get(name, 1)
     rng = np.random.default_rng(0)
