@@ -96,6 +96,7 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
         self.unit_scale = not isinstance(scale_sense, nn.Cell) and float(scale_sense.asnumpy()) == 1.0
         self.clip_grad = clip_grad
         self.clip_value = clip_value
+        self.optimizer_scales = hasattr(optimizer, "update_scaled")
         self.accumulation_steps = accumulation_steps
         self.ema = ema
         if ema:
@@ -107,15 +108,24 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
             self.micro_step = Parameter(Tensor(0, ms.int32), name="micro_step", requires_grad=False)
         compile_construct(self)
 
-    def clip_by_global_norm(self, grads):
-        """``ops.clip_by_global_norm``, with the global norm from one fused kernel on CPU, else one L2Loss
-        kernel per gradient (instead of a Square and a ReduceSum)."""
+    def clip_factor(self, grads):
+        """What ``ops.clip_by_global_norm`` multiplies the gradients by, with the global norm from one fused kernel
+        on CPU, else one L2Loss kernel per gradient (instead of a Square and a ReduceSum)."""
         if self.sum_of_squares is not None:
             norm = ops.sqrt(self.sum_of_squares(*grads)[0])
         else:
             norm = ops.sqrt(2.0 * ops.addn(self.hyper_map(_half_sum_of_squares, grads)))
-        factor = self.clip_value / ops.maximum(norm, self.clip_value)
-        return self.hyper_map(ops.partial(_clip_scale, factor), grads)
+        return self.clip_value / ops.maximum(norm, self.clip_value)
+
+    def update(self, grads):
+        """The optimizer's step on the (clipped) gradients; an optimizer with ``update_scaled`` (AdamW) takes the
+        clipping factor itself instead of a pass over every gradient."""
+        if not self.clip_grad:
+            return self.optimizer(grads)
+        factor = self.clip_factor(grads)
+        if self.optimizer_scales:
+            return self.optimizer.update_scaled(grads, factor)
+        return self.optimizer(self.hyper_map(ops.partial(_clip_scale, factor), grads))
 
     def get_overflow_status(self, status, compute_output):
         # MindSpore's checks use float-status kernels that its CPU backend lacks; an isfinite reduction over the
@@ -151,9 +161,7 @@ class TrainStep(nn.TrainOneStepWithLossScaleCell):
                                    self.accumulated)
             loss = ops.depend(loss, grads)
             loss = ops.depend(loss, self.hyper_map(_reset, self.accumulated))
-        if self.clip_grad:
-            grads = self.clip_by_global_norm(grads)
-        loss = ops.depend(loss, self.optimizer(grads))
+        loss = ops.depend(loss, self.update(grads))
         if self.ema:
             loss = ops.depend(loss, self.ema_update())
         return loss, overflow, scale

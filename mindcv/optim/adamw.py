@@ -3,6 +3,7 @@ AdamW used by timm and the Twins release applies; early steps differ by up to ``
 from mindspore import Tensor, nn, ops
 from mindspore import dtype as mstype
 from mindspore.ops import composite as C
+from mindspore.ops import functional as F
 
 from ..kernels import adamw_update_op, fused_kernels_available
 from .base import CLIP_NORM, MomentOptimizer, adam_step, decayed
@@ -10,6 +11,12 @@ from .base import CLIP_NORM, MomentOptimizer, adam_step, decayed
 _adamw_rule = C.MultitypeFuncGraph("adamw_rule")
 
 _fused_adam_weight_decay = ops.AdamWeightDecay()
+_times = C.MultitypeFuncGraph("times")
+
+
+@_times.register("Tensor", "Tensor")
+def _scaled_gradient(factor, grad):
+    return grad * factor.astype(grad.dtype)
 
 
 @_adamw_rule.register("Tuple", "Tensor", "Tensor", "Bool", "Tensor", "Tensor", "Tensor", "Tensor")
@@ -64,9 +71,20 @@ class AdamW(MomentOptimizer):
     def construct(self, gradients):
         if self.fused_update is None:
             return super().construct(gradients)
-        grad_scale = self.reciprocal_scale if self.need_scale else self.one
+        return self._fused_step(gradients, self.one)
+
+    def update_scaled(self, gradients, factor):
+        """The step on ``gradients * factor`` (an fp32 scalar: a clipping factor, say); the fused kernel applies
+        the factor as it reads the gradients, without a pass of its own."""
+        if self.fused_update is None:
+            return super().construct(self.hyper_map(F.partial(_times, factor), gradients))
+        return self._fused_step(gradients, factor)
+
+    def _fused_step(self, gradients, factor):
+        grad_scale = factor * self.reciprocal_scale if self.need_scale else factor
         if self.clip:
-            gradients = ops.clip_by_global_norm(self.scale_grad(gradients), CLIP_NORM)
+            gradients = ops.clip_by_global_norm(self.hyper_map(F.partial(_times, grad_scale), gradients),
+                                                CLIP_NORM)
             grad_scale = self.one
         lr = self.get_lr()
         weight_decay = self.get_weight_decay()

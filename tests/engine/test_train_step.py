@@ -69,6 +69,31 @@ def test_clip_grad_limits_the_global_norm(fused_norm):
     assert change == pytest.approx(clip, rel=1e-4)
 
 
+def test_clip_grad_hands_adamw_its_factor():
+    """AdamW scales the gradients by the clipping factor inside its update, as a separate pass over them would."""
+    from mindcv.optim import create_optimizer
+
+    x, y = _batch(4)
+    norm = np.sqrt(sum((g ** 2).sum() for g in _grads(_net(), x, y)))
+
+    def train(clip_grad, factor_inside):
+        net = _net()
+        # eps of the gradients' size: the step then depends on their scale, and so on the clipping
+        optimizer = create_optimizer(net, "adamw", lr=0.1, weight_decay=0.1, eps=float(norm))
+        step = TrainStep(nn.WithLossCell(net, nn.CrossEntropyLoss()), optimizer, clip_grad=clip_grad,
+                         clip_value=float(norm / 4))
+        assert step.optimizer_scales
+        step.optimizer_scales = factor_inside
+        for _ in range(3):
+            step(x, y)
+        return _weights(net)
+
+    inside, outside, unclipped = train(True, True), train(True, False), train(False, True)
+    assert np.abs(inside[0] - unclipped[0]).max() > 1e-3
+    for a, b in zip(inside, outside):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_ema_follows_the_weights_with_mindcv_warmup_and_swaps_in_for_evaluation():
     net = _net()
     step = TrainStep(nn.WithLossCell(net, nn.CrossEntropyLoss()), nn.SGD(net.trainable_params(), 0.5), ema=True,
