@@ -1757,32 +1757,65 @@ int DropPathAddBackward(int nparam, void **params, int *ndims, int64_t **shapes,
   return 0;
 }
 
-// The matmul and dense-layer kernels in fp32 and in bf16 (operands rounded to bf16, fp32 sums: AVX-512-BF16 or AMX
-// through oneDNN), each an entry point of the name given, with the inputs and outputs of the kernel named.
-#define DENSE_ENTRY(name, kernel, precision)                                                                    \
-  int name(int nparam, void **params, int *, int64_t **shapes, const char **dtypes, void *, void *) {          \
-    return AllFloat32(nparam, dtypes) ? kernel<precision>(params, shapes) : kWrongDtype;                       \
+// The shapes of a kernel's tensors as MindSpore gives them.
+class GivenShapes {
+ public:
+  GivenShapes(int, const int *, int64_t **shapes) : shapes_(shapes) {}
+  int64_t **get() const { return shapes_; }
+
+ private:
+  int64_t **shapes_;
+};
+
+// The shapes of a kernel's tensors with each of two or more axes seen as a matrix (its leading axes as rows, by its
+// last axis): the dense kernels take activations of any rank, so no reshape comes before or after them, which in
+// PYNATIVE mode's compiled backward copies the tensor.
+class MatrixShapes {
+ public:
+  MatrixShapes(int nparam, const int *ndims, int64_t **shapes) : dims_(2 * nparam), views_(shapes, shapes + nparam) {
+    for (int i = 0; i < nparam; ++i) {
+      if (ndims[i] < 2) continue;
+      dims_[2 * i] = NumElements(ndims[i] - 1, shapes[i]);
+      dims_[2 * i + 1] = shapes[i][ndims[i] - 1];
+      views_[i] = &dims_[2 * i];
+    }
   }
-DENSE_ENTRY(MatMulForward, MatMulKernel, Fp32)
-DENSE_ENTRY(MatMulBackward, MatMulGradKernel, Fp32)
-DENSE_ENTRY(MatMulBf16Forward, MatMulKernel, Bf16)
-DENSE_ENTRY(MatMulBf16Backward, MatMulGradKernel, Bf16)
-DENSE_ENTRY(LinearForward, LinearKernel, Fp32)
-DENSE_ENTRY(LinearBackward, LinearGradKernel, Fp32)
-DENSE_ENTRY(LinearBf16Forward, LinearKernel, Bf16)
-DENSE_ENTRY(LinearBf16Backward, LinearGradKernel, Bf16)
-DENSE_ENTRY(LinearResidualForward, LinearResidualKernel, Fp32)
-DENSE_ENTRY(LinearResidualBf16Forward, LinearResidualKernel, Bf16)
-DENSE_ENTRY(GeluLinearForward, GeluLinearKernel, Fp32)
-DENSE_ENTRY(GeluLinearBackward, GeluLinearGradKernel, Fp32)
-DENSE_ENTRY(GeluLinearBf16Forward, GeluLinearKernel, Bf16)
-DENSE_ENTRY(GeluLinearBf16Backward, GeluLinearGradKernel, Bf16)
-DENSE_ENTRY(MlpForward, MlpKernel, Fp32)
-DENSE_ENTRY(MlpBf16Forward, MlpKernel, Bf16)
-DENSE_ENTRY(PatchLinearForward, PatchLinearKernel, Fp32)
-DENSE_ENTRY(PatchLinearBackward, PatchLinearGradKernel, Fp32)
-DENSE_ENTRY(PatchLinearBf16Forward, PatchLinearKernel, Bf16)
-DENSE_ENTRY(PatchLinearBf16Backward, PatchLinearGradKernel, Bf16)
+  int64_t **get() { return views_.data(); }
+
+ private:
+  std::vector<int64_t> dims_;
+  std::vector<int64_t *> views_;
+};
+
+// The matmul and dense-layer kernels in fp32 and in bf16 (operands rounded to bf16, fp32 sums: AVX-512-BF16 or AMX
+// through oneDNN), each an entry point of the name given, with the inputs and outputs of the kernel named, their
+// shapes seen through ``view``.
+#define DENSE_ENTRY(name, kernel, precision, view)                                                              \
+  int name(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {     \
+    if (!AllFloat32(nparam, dtypes)) return kWrongDtype;                                                       \
+    view shapes_seen(nparam, ndims, shapes);                                                                   \
+    return kernel<precision>(params, shapes_seen.get());                                                       \
+  }
+DENSE_ENTRY(MatMulForward, MatMulKernel, Fp32, MatrixShapes)
+DENSE_ENTRY(MatMulBackward, MatMulGradKernel, Fp32, MatrixShapes)
+DENSE_ENTRY(MatMulBf16Forward, MatMulKernel, Bf16, MatrixShapes)
+DENSE_ENTRY(MatMulBf16Backward, MatMulGradKernel, Bf16, MatrixShapes)
+DENSE_ENTRY(LinearForward, LinearKernel, Fp32, MatrixShapes)
+DENSE_ENTRY(LinearBackward, LinearGradKernel, Fp32, MatrixShapes)
+DENSE_ENTRY(LinearBf16Forward, LinearKernel, Bf16, MatrixShapes)
+DENSE_ENTRY(LinearBf16Backward, LinearGradKernel, Bf16, MatrixShapes)
+DENSE_ENTRY(LinearResidualForward, LinearResidualKernel, Fp32, MatrixShapes)
+DENSE_ENTRY(LinearResidualBf16Forward, LinearResidualKernel, Bf16, MatrixShapes)
+DENSE_ENTRY(GeluLinearForward, GeluLinearKernel, Fp32, MatrixShapes)
+DENSE_ENTRY(GeluLinearBackward, GeluLinearGradKernel, Fp32, MatrixShapes)
+DENSE_ENTRY(GeluLinearBf16Forward, GeluLinearKernel, Bf16, MatrixShapes)
+DENSE_ENTRY(GeluLinearBf16Backward, GeluLinearGradKernel, Bf16, MatrixShapes)
+DENSE_ENTRY(MlpForward, MlpKernel, Fp32, MatrixShapes)
+DENSE_ENTRY(MlpBf16Forward, MlpKernel, Bf16, MatrixShapes)
+DENSE_ENTRY(PatchLinearForward, PatchLinearKernel, Fp32, GivenShapes)
+DENSE_ENTRY(PatchLinearBackward, PatchLinearGradKernel, Fp32, GivenShapes)
+DENSE_ENTRY(PatchLinearBf16Forward, PatchLinearKernel, Bf16, GivenShapes)
+DENSE_ENTRY(PatchLinearBf16Backward, PatchLinearGradKernel, Bf16, GivenShapes)
 #undef DENSE_ENTRY
 
 }  // extern "C"

@@ -45,6 +45,11 @@ def _same(x, *_):
     return x
 
 
+def _rows_by(x, weight):
+    """The shape of ``x (..., K) @ weight (N, K).T``: the dense kernels take ``x`` of any rank."""
+    return list(x[:-1]) + [weight[0]]
+
+
 def bias_gelu_op():
     """``gelu(x + bias)`` (exact GELU ``z * Phi(z)``) over the last axis of fp32 tensors, differentiable in both:
     the bias add of the layer before and the activation in one pass over the largest activations of the model."""
@@ -57,22 +62,22 @@ def bias_gelu_op():
 
 
 def gelu_linear_op(precision="fp32"):
-    """``op(h, bias, weight, out_bias)``: ``gelu(h + bias) @ weight.T + out_bias`` of fp32 ``h (M, K)``, ``bias (K)``,
-    ``weight (N, K)``, ``out_bias (N)`` as (M, N), the matmul in ``precision`` ("fp32", or "bf16": operands rounded to
+    """``op(h, bias, weight, out_bias)``: ``gelu(h + bias) @ weight.T + out_bias`` of fp32 ``h (..., K)``, ``bias (K)``,
+    ``weight (N, K)``, ``out_bias (N)`` as (..., N), the matmul in ``precision`` ("fp32", or "bf16": operands rounded to
     bf16, fp32 sums); differentiable in all four. An MLP's GELU and second layer, the activations never stored: the
-    backward recomputes them from ``h``, so training keeps one (M, K) tensor per MLP instead of two."""
+    backward recomputes them from ``h``, so training keeps one hidden-width tensor per MLP instead of two."""
     name = _DENSE_KERNELS[precision]
     backward = _gelu_linear_backward(name)
 
     def bprop(h, bias, weight, out_bias, out, dout):
         return backward(dout, h, bias, weight)
 
-    return _custom(f"GeluLinear{name}Forward", lambda h, bias, weight, out_bias: [h[0], weight[0]],
+    return _custom(f"GeluLinear{name}Forward", lambda h, bias, weight, out_bias: _rows_by(h, weight),
                    lambda h, bias, weight, out_bias: h, bprop)
 
 
 def matmul_op(precision="fp32"):
-    """``op(x, weight)``: ``x @ weight.T`` of fp32 ``x (M, K)`` and ``weight (N, K)`` as (M, N), the matmul in
+    """``op(x, weight)``: ``x @ weight.T`` of fp32 ``x (..., K)`` and ``weight (N, K)`` as (..., N), the matmul in
     ``precision`` (as ``gelu_linear_op``'s); differentiable in both, its gradients matmuls of the same precision."""
     name = _DENSE_KERNELS[precision]
     backward = _matmul_backward(name)
@@ -84,7 +89,7 @@ def matmul_op(precision="fp32"):
 
 
 def _matmul_forward(name, bprop=None):
-    return _custom(f"MatMul{name}Forward", lambda x, weight: [x[0], weight[0]], lambda x, weight: x, bprop)
+    return _custom(f"MatMul{name}Forward", lambda x, weight: _rows_by(x, weight), lambda x, weight: x, bprop)
 
 
 def _matmul_backward(name):
@@ -102,9 +107,9 @@ def _gelu_linear_backward(name):
 
 def mlp_op(precision="fp32"):
     """``op(x, weight1, bias1, weight2, bias2, residual)``: ``gelu(x @ weight1.T + bias1) @ weight2.T + bias2 +
-    residual`` of fp32 ``x (M, C)``, ``weight1 (H, C)``, ``bias1 (H)``, ``weight2 (N, H)``, ``bias2 (N)``,
-    ``residual (M, N)`` as (M, N), the matmuls in ``precision`` (as ``gelu_linear_op``'s). A whole MLP and the
-    residual connection after it a block of rows at a time: its (M, H) activations, the model's largest, stay in the
+    residual`` of fp32 ``x (..., C)``, ``weight1 (H, C)``, ``bias1 (H)``, ``weight2 (N, H)``, ``bias2 (N)``,
+    ``residual (..., N)`` as (..., N), the matmuls in ``precision`` (as ``gelu_linear_op``'s). A whole MLP and the
+    residual connection after it a block of rows at a time: its (..., H) activations, the model's largest, stay in the
     cache instead of going to memory and back, which is what inference needs. Differentiable in all six; the
     backward first recomputes ``x @ weight1.T``, which the layer-by-layer training path (``matmul_op``, then
     ``gelu_linear_op``) keeps instead."""
@@ -122,20 +127,21 @@ def mlp_op(precision="fp32"):
 
 
 def linear_op(precision="fp32"):
-    """``op(x, weight, bias)``: ``x @ weight.T + bias`` of fp32 ``x (M, K)``, ``weight (N, K)``, ``bias (N)`` as (M, N),
-    the matmul in ``precision`` (as ``gelu_linear_op``'s) and the bias added while each block of the output is in
-    the cache; differentiable in all three."""
+    """``op(x, weight, bias)``: ``x @ weight.T + bias`` of fp32 ``x (..., K)``, ``weight (N, K)``, ``bias (N)`` as
+    (..., N), the matmul in ``precision`` (as ``gelu_linear_op``'s) and the bias added while each block of the output
+    is in the cache; differentiable in all three."""
     name = _DENSE_KERNELS[precision]
     backward = _linear_backward(name)
 
     def bprop(x, weight, bias, out, dout):
         return backward(dout, x, weight)
 
-    return _custom(f"Linear{name}Forward", lambda x, weight, bias: [x[0], weight[0]], lambda x, weight, bias: x, bprop)
+    return _custom(f"Linear{name}Forward", lambda x, weight, bias: _rows_by(x, weight), lambda x, weight, bias: x,
+                   bprop)
 
 
 def linear_residual_op(precision="fp32"):
-    """``op(x, weight, bias, residual)``: ``linear_op``'s ``x @ weight.T + bias`` plus ``residual (M, N)``, added with
+    """``op(x, weight, bias, residual)``: ``linear_op``'s ``x @ weight.T + bias`` plus ``residual (..., N)``, added with
     the bias while each block of the output is in the cache; differentiable in all four."""
     name = _DENSE_KERNELS[precision]
     backward = _linear_backward(name)

@@ -116,17 +116,17 @@ def test_fused_bias_gelu_equals_erf_gelu_and_its_gradients():
     assert np.abs(grad_bias - grad_bias_ref).max() < 1e-5 * np.abs(grad_bias_ref).max()
 
 
-# Rows: under one block; several blocks per thread with a partial last one (over kWholeGeluElements activations);
-# hidden widths of Twins' stages, the activations made whole (under it).
-@pytest.mark.parametrize("rows, hidden, out", [(5, 12, 3), (4500, 256, 64), (530, 1280, 320)])
+# Rows: under one block; several blocks per thread with a partial last one (over kWholeGeluElements activations),
+# as (batch, tokens); hidden widths of Twins' stages, the activations made whole (under it).
+@pytest.mark.parametrize("rows, hidden, out", [((5,), 12, 3), ((4, 1125), 256, 64), ((530,), 1280, 320)])
 def test_fused_gelu_linear_equals_gelu_then_matmul_and_its_gradients(rows, hidden, out):
     rng = np.random.default_rng(2)
     bias = ms.Parameter(ms.Tensor(rng.standard_normal(hidden).astype(np.float32)), name="bias")
     weight = ms.Parameter(ms.Tensor((rng.standard_normal((out, hidden)) / hidden ** 0.5).astype(np.float32)),
                           name="weight")
     out_bias = ms.Parameter(ms.Tensor(rng.standard_normal(out).astype(np.float32)), name="out_bias")
-    h = ms.Tensor((rng.standard_normal((rows, hidden)) * 2).astype(np.float32))
-    dy = ms.Tensor(rng.standard_normal((rows, out)).astype(np.float32))
+    h = ms.Tensor((rng.standard_normal(rows + (hidden,)) * 2).astype(np.float32))
+    dy = ms.Tensor(rng.standard_normal(rows + (out,)).astype(np.float32))
     assert_same_values_and_gradients(FusedGeluLinear(bias, weight, out_bias), GeluThenLinear(bias, weight, out_bias),
                                      h, dy, [bias, weight, out_bias], ("d bias", "d weight", "d out_bias"))
 
@@ -152,15 +152,16 @@ class FusedResidualMlp(ResidualMlp):
         return self.op(x, self.weight1, self.then.gelu.bias, self.then.weight, self.then.out_bias, x)
 
 
-# Rows: under one block; several blocks per thread with a partial last one; widths of PCPVT's first and third stages.
-@pytest.mark.parametrize("rows, dim, hidden", [(5, 4, 12), (1000, 64, 512), (530, 320, 1280)])
+# Rows: under one block; several blocks per thread with a partial last one, as (batch, tokens); widths of PCPVT's
+# first and third stages.
+@pytest.mark.parametrize("rows, dim, hidden", [((5,), 4, 12), ((8, 125), 64, 512), ((530,), 320, 1280)])
 def test_fused_mlp_with_its_residual_equals_layer_by_layer_and_its_gradients(rows, dim, hidden):
     rng = np.random.default_rng(3)
     shapes = {"weight1": (hidden, dim), "bias1": (hidden,), "weight2": (dim, hidden), "bias2": (dim,)}
     parameters = [ms.Parameter(ms.Tensor((rng.standard_normal(shape) / shape[-1] ** 0.5).astype(np.float32)),
                                name=name) for name, shape in shapes.items()]
-    x = ms.Tensor((rng.standard_normal((rows, dim)) * 2).astype(np.float32))
-    dy = ms.Tensor(rng.standard_normal((rows, dim)).astype(np.float32))
+    x = ms.Tensor((rng.standard_normal(rows + (dim,)) * 2).astype(np.float32))
+    dy = ms.Tensor(rng.standard_normal(rows + (dim,)).astype(np.float32))
     assert_same_values_and_gradients(FusedResidualMlp(*parameters), ResidualMlp(*parameters), x, dy, parameters,
                                      tuple(f"d {name}" for name in shapes))
 
@@ -203,29 +204,31 @@ class FusedResidualDense(MindSporeDense):
         return self.op(x, self.weight, self.bias, x)
 
 
-@pytest.mark.parametrize("rows, width", [(5, 12), (1000, 256)])
+@pytest.mark.parametrize("rows, width", [((5,), 12), ((8, 125), 256)])  # (batch, tokens) rows as the models pass
 def test_fused_dense_layer_with_its_residual_equals_mindspores_and_its_gradients(rows, width):
     rng = np.random.default_rng(6)
     weight = ms.Parameter(ms.Tensor((rng.standard_normal((width, width)) / width ** 0.5).astype(np.float32)),
                           name="weight")
     bias = ms.Parameter(ms.Tensor(rng.standard_normal(width).astype(np.float32)), name="bias")
-    x = ms.Tensor(rng.standard_normal((rows, width)).astype(np.float32))
-    dy = ms.Tensor(rng.standard_normal((rows, width)).astype(np.float32))
+    x = ms.Tensor(rng.standard_normal(rows + (width,)).astype(np.float32))
+    dy = ms.Tensor(rng.standard_normal(rows + (width,)).astype(np.float32))
     assert_same_values_and_gradients(FusedResidualDense(weight, bias), ResidualDense(weight, bias), x, dy,
                                      [weight, bias], ("d weight", "d bias"))
 
 
-# Rows: under one chunk; several chunks; few rows against a long input row (GSA's sub-sampling conv); more rows than
-# the weight gradient transposes at a time for a wide layer (an MLP's first layer), so that it sums blocks.
-@pytest.mark.parametrize("rows, inputs, out", [(5, 12, 3), (1000, 256, 64), (392, 4096, 64), (2100, 256, 1024)])
+# Rows: under one chunk; several chunks, as (batch, tokens); few rows against a long input row (GSA's sub-sampling
+# conv); more rows than the weight gradient transposes at a time for a wide layer (an MLP's first layer), so that it
+# sums blocks.
+@pytest.mark.parametrize("rows, inputs, out", [((5,), 12, 3), ((8, 125), 256, 64), ((392,), 4096, 64),
+                                               ((2100,), 256, 1024)])
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_fused_fp32_matmul_and_dense_layer_equal_mindspores_and_their_gradients(rows, inputs, out, with_bias):
     rng = np.random.default_rng(5)
     weight = ms.Parameter(ms.Tensor((rng.standard_normal((out, inputs)) / inputs ** 0.5).astype(np.float32)),
                           name="weight")
     bias = ms.Parameter(ms.Tensor(rng.standard_normal(out).astype(np.float32)), name="bias") if with_bias else None
-    x = ms.Tensor(rng.standard_normal((rows, inputs)).astype(np.float32))
-    dy = ms.Tensor(rng.standard_normal((rows, out)).astype(np.float32))
+    x = ms.Tensor(rng.standard_normal(rows + (inputs,)).astype(np.float32))
+    dy = ms.Tensor(rng.standard_normal(rows + (out,)).astype(np.float32))
     weights = [weight, bias] if with_bias else [weight]
     assert_same_values_and_gradients(FusedDense(weight, bias), MindSporeDense(weight, bias), x, dy, weights,
                                      ("d weight", "d bias")[:len(weights)])

@@ -18,8 +18,9 @@ PRECISIONS = ("fp32", "bf16")
 
 
 class RowMatMul(nn.Cell):
-    """``x (rows, in) @ weight (out, in).T``. On fp32 ``x`` with the fused kernels, one kernel (``fused``) multiplies
-    in the matmul precision (``set_matmul_precision``), a block of rows at a time; otherwise MindSpore's MatMul."""
+    """``x (..., in) @ weight (out, in).T``. On fp32 ``x`` with the fused kernels, one kernel (``fused``) multiplies
+    in the matmul precision (``set_matmul_precision``), a block of rows at a time, whatever the rank of ``x``;
+    otherwise MindSpore's MatMul on ``x``'s rows."""
 
     def __init__(self):
         super().__init__()
@@ -33,13 +34,14 @@ class RowMatMul(nn.Cell):
         weight = weight.astype(x.dtype)
         if self.fused is not None and x.dtype == mstype.float32:
             return self.fused(x, weight)
-        return self.matmul(x, weight)
+        return self.matmul(x.reshape(-1, x.shape[-1]), weight).reshape(x.shape[:-1] + (-1,))
 
 
 class RowLinear(nn.Cell):
-    """``x (rows, in) @ weight (out, in).T + bias``, plus ``residual (rows, out)`` where given. On fp32 ``x`` with the
+    """``x (..., in) @ weight (out, in).T + bias``, plus ``residual (..., out)`` where given. On fp32 ``x`` with the
     fused kernels, one kernel (``fused``, or ``fused_residual``) multiplies in the matmul precision and adds the bias
-    and the residual to each block of the output while it is in the cache; otherwise MindSpore's MatMul and adds."""
+    and the residual to each block of the output while it is in the cache, whatever the rank of ``x``; otherwise
+    MindSpore's MatMul and adds on ``x``'s rows."""
 
     def __init__(self):
         super().__init__()
@@ -52,13 +54,13 @@ class RowLinear(nn.Cell):
         self.fused_residual = linear_residual_op(precision) if fused_kernels_available() else None
 
     def construct(self, x, weight, bias, residual=None):
-        if residual is not None:
-            if self.fused_residual is not None and x.dtype == mstype.float32:
-                return self.fused_residual(x, weight, bias, residual)
-            return self.add_bias(self.matmul(x, weight), bias) + residual
-        if self.fused is not None and x.dtype == mstype.float32:
+        fp32 = x.dtype == mstype.float32
+        if residual is not None and self.fused_residual is not None and fp32:
+            return self.fused_residual(x, weight, bias, residual)
+        if residual is None and self.fused is not None and fp32:
             return self.fused(x, weight, bias)
-        return self.add_bias(self.matmul(x, weight), bias)
+        out = self.add_bias(self.matmul(x.reshape(-1, x.shape[-1]), weight), bias).reshape(x.shape[:-1] + (-1,))
+        return out if residual is None else out + residual
 
 
 def set_matmul_precision(model, precision):
@@ -103,13 +105,10 @@ class Linear(nn.Dense):
         super().__init__(in_features, out_features, weight_init=TruncatedNormal(sigma=0.02), bias_init="zeros")
         self.dense = RowLinear()
 
-    def rows_without_bias(self, x):
-        """x @ weight.T as (tokens, out_features), the bias left for a fused consumer to add."""
-        return self.dense.matmul(x.reshape(-1, x.shape[-1]), self.weight)
+    def without_bias(self, x):
+        """x @ weight.T, the bias left for a fused consumer to add."""
+        return self.dense.matmul(x, self.weight)
 
     def construct(self, x, residual=None):
         """``x`` through the layer, plus ``residual`` (shaped as the output) where given."""
-        rows = x.reshape(-1, x.shape[-1])
-        if residual is None:
-            return self.dense(rows, self.weight, self.bias).reshape(x.shape[:-1] + (-1,))
-        return self.dense(rows, self.weight, self.bias, residual.reshape(rows.shape[0], -1)).reshape(residual.shape)
+        return self.dense(x, self.weight, self.bias, residual)

@@ -71,13 +71,11 @@ class Mlp(nn.Cell):
 
     def construct(self, x, residual=None):
         if residual is not None and self.fused_inference is not None and x.dtype == mstype.float32:
-            out = self.fused_inference(x.reshape(-1, x.shape[-1]), self.fc1.weight, self.fc1.bias, self.fc2.weight,
-                                       self.fc2.bias, residual.reshape(-1, residual.shape[-1]))
-            return out.reshape(residual.shape)
-        rows = self.fc1.rows_without_bias(x)
+            return self.fused_inference(x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, residual)
+        hidden = self.fc1.without_bias(x)
         if self.fused is not None and x.dtype == mstype.float32:
-            out = self.fused(rows, self.fc1.bias, self.fc2.weight, self.fc2.bias)
+            out = self.fused(hidden, self.fc1.bias, self.fc2.weight, self.fc2.bias)
         else:
-            out = self.fc2(self.drop(self.act(rows, self.fc1.bias)))
-        out = self.drop(out).reshape(x.shape[:-1] + (-1,))
+            out = self.fc2(self.drop(self.act(hidden, self.fc1.bias)))
+        out = self.drop(out)
         return out if residual is None else out + residual
