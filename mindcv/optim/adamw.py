@@ -60,7 +60,7 @@ class AdamW(MomentOptimizer):
         lrs = self.learning_rate if self.is_group_lr else [self.learning_rate] * count
         decays = self.weight_decay if self.is_group else [self.weight_decay] * count
         leaders, set_of_parameter = {}, []
-        for index, (lr, decay, flag) in enumerate(zip(lrs, decays, self.decay_flags)):
+        for lr, decay, flag in zip(lrs, decays, self.decay_flags):
             decay_key = (id(decay) if isinstance(decay, nn.Cell) else float(decay.asnumpy())) if flag else None
             set_of_parameter.append(leaders.setdefault((id(lr), decay_key), len(leaders)))
         first_of_set = {}
