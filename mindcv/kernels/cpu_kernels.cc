@@ -957,7 +957,7 @@ int LinearGradients(const float *dy_data, const float *x_data, const float *w_da
 
 // The most activations (M * K) for which GeluLinearGradients recomputes them whole rather than a block at a time: a
 // few rows per chunk make each chunk's partial dw (N, K) cost as much as its GEMM (392 x 2048 by 512: 8.6 against
-// 5.3 ms whole, 2 threads of the Xeon, family 6 model 167), while at 6272 x 512 and more the blocks win.
+// 5.5 ms whole, 2 threads of the Xeon, family 6 model 167), while at 6272 x 512 and more the blocks win.
 constexpr int64_t kWholeGeluElements = 1 << 20;
 
 // GeluLinearGradients with gelu(h + bias) and its slope made whole first: dw is then split over the pool by bands of
@@ -1504,6 +1504,7 @@ inline void LayerNormGradRow(const float *in, const float *grad, const float *ga
 }
 
 // LayerNorm gradients. Inputs: x (..., C), gamma (C), dy like x, eps (1). Outputs: dx, dgamma (C), dbeta (C).
+// The row statistics are recomputed from x rather than stored by the forward pass.
 int LayerNormBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                       void *extra) {
   if (!AllFloat32(nparam, dtypes)) return kWrongDtype;
@@ -1586,7 +1587,7 @@ int SumOfSquares(int nparam, void **params, int *ndims, int64_t **shapes, const 
 // Inputs: param[P], m[P], v[P], grad[P]; set (P) int32, the row of ``per_set`` each parameter takes; per_set
 // (S, 2): 1 - lr * weight_decay, lr / (1 - beta1^t) of each set of parameters sharing lr and weight decay;
 // shared (5): beta1, beta2, sqrt(1 - beta2^t), eps, and the factor the gradients are multiplied by first
-// (loss-scale unscaling). Output: a (1,) zero. One pass over all the state with every thread, where a kernel per
+// (loss-scale unscaling, clipping). Output: a (1,) zero. One pass over all the state with every thread, where a kernel per
 // parameter makes hundreds of small passes.
 int AdamWUpdate(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                 void *extra) {
