@@ -1,6 +1,6 @@
 """In PYNATIVE mode (MindSpore's default) a model from create_model runs its forward, the backward of a plain
-``value_and_grad`` loop through it, and create_optimizer's update, as compiled graphs: the same logits, gradients
-and updated weights as GRAPH mode."""
+``value_and_grad`` loop through it, create_loss's loss and create_optimizer's update, as compiled graphs: the same
+logits, losses, gradients and updated weights as GRAPH mode or as op by op."""
 import numpy as np
 import pytest
 
@@ -11,6 +11,7 @@ from mindcv.foundation.errors import InvalidValueError
 from mindcv.models import create_model
 from mindcv.engine import TrainStep
 from mindcv.foundation import JIT_SWITCH
+from mindcv.loss import create_loss
 from mindcv.optim import create_optimizer
 
 _IMAGES = np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32)
@@ -80,3 +81,20 @@ def test_the_forward_is_compiled_unless_the_switch_is_off(monkeypatch):
     monkeypatch.setenv(JIT_SWITCH, "off")
     with pytest.raises(InvalidValueError, match=r"MINDCV_JIT='off': use 1 .* or 0"):
         create_model("svt_small", num_classes=5)
+
+
+def test_the_loss_is_compiled_with_the_value_and_gradient_of_op_by_op(pynative_mode, monkeypatch):
+    rng = np.random.default_rng(1)
+    logits = ms.Tensor(rng.standard_normal((4, 5)).astype(np.float32))
+    labels = ms.Tensor(np.array([0, 1, 4, 2], np.int32))
+    results = []
+    for switch in ("1", "0"):
+        monkeypatch.setenv(JIT_SWITCH, switch)
+        loss_fn = create_loss("CE", label_smoothing=0.1)
+        assert hasattr(loss_fn.construct, "__wrapped_by_jit__") == (switch == "1")
+        value, grad = ms.value_and_grad(loss_fn)(logits, labels)
+        results.append((float(value.asnumpy()), grad.asnumpy()))
+    (compiled, compiled_grad), (op_by_op, op_by_op_grad) = results
+    assert compiled == pytest.approx(op_by_op, rel=1e-6)
+    np.testing.assert_allclose(compiled_grad, op_by_op_grad, rtol=1e-5, atol=1e-7)
+    assert np.abs(compiled_grad).max() > 0
