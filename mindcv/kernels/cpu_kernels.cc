@@ -932,6 +932,19 @@ int WeightGradient(const typename P::Element *g, int64_t ldg, const typename P::
   return status;
 }
 
+// dw (N, K) = g^T @ a of whole operands g (M, N) and a (M, K) in precision P, split over the pool by bands of dw's
+// rows, each summing over all M. Returns 0, or 100 + oneDNN's status.
+template <typename P>
+int BandedWeightGradient(const typename P::Element *g, const typename P::Element *a, int64_t m, int64_t n, int64_t k,
+                         float *dw) {
+  std::atomic<int> status{0};
+  ParallelFor(n, 16, [&](int, int64_t begin, int64_t end) {
+    const int result = WeightGradient<P>(g + begin, n, a, k, m, end - begin, k, 0.0f, dw + begin * k);
+    if (result != 0) status = 100 + result;
+  });
+  return status;
+}
+
 // The gradients of y = x (M, K) @ w (N, K)^T + bias in precision P, from dy (M, N): dx (M, K) = dy @ w and
 // dw (N, K) = dy^T @ x, every operand converted once for both, and dbias (N) where it is not null. dx is split over
 // the pool by rows, dw by bands of its rows (each summing over M).
@@ -947,12 +960,9 @@ int LinearGradients(const float *dy_data, const float *x_data, const float *w_da
                             dx + begin * k, k);
     if (result != 0) status = 100 + result;
   });
-  ParallelFor(n, 16, [&](int, int64_t begin, int64_t end) {
-    const int result = WeightGradient<P>(dy.data + begin, n, x.data, k, m, end - begin, k, 0.0f, dw + begin * k);
-    if (result != 0) status = 100 + result;
-  });
+  const int dw_status = BandedWeightGradient<P>(dy.data, x.data, m, n, k, dw);
   if (dbias != nullptr) ColumnSums(dy_data, m, n, dbias);
-  return status;
+  return status != 0 ? status.load() : dw_status;
 }
 
 // The most activations (M * K) for which GeluLinearGradients recomputes them whole rather than a block at a time: a
@@ -971,11 +981,7 @@ int WholeGeluLinearGradients(const float *dy_data, const float *h, const float *
     BiasGeluSlopeRows(h + begin * k, bias, end - begin, k, act.data() + begin * k, slope.data() + begin * k);
   });
   const WholeOperand<P> dy(dy_data, m * n), a(act.data(), m * k), weight(w, n * k);
-  std::atomic<int> status{0};
-  ParallelFor(n, 16, [&](int, int64_t begin, int64_t end) {
-    const int result = WeightGradient<P>(dy.data + begin, n, a.data, k, m, end - begin, k, 0.0f, dw + begin * k);
-    if (result != 0) status = 100 + result;
-  });
+  std::atomic<int> status{BandedWeightGradient<P>(dy.data, a.data, m, n, k, dw)};
   std::vector<float> dbias_partial(static_cast<size_t>(MaxChunks()) * k, 0.0f);
   const int chunks = ParallelFor(m, kGemmMinRows, [&](int chunk, int64_t begin, int64_t end) {
     const int result = gemm('N', 'N', end - begin, k, n, 1.0f, dy.data + begin * n, n, weight.data, k, 0.0f,

@@ -86,13 +86,8 @@ class AdamW(MomentOptimizer):
             gradients = ops.clip_by_global_norm(self.hyper_map(F.partial(_times, grad_scale), gradients),
                                                 CLIP_NORM)
             grad_scale = self.one
-        lr = self.get_lr()
-        weight_decay = self.get_weight_decay()
-        self.assignadd(self.global_step, self.global_step_increase_tensor)
-        beta1_power = self.beta1_power * self.beta1
-        beta2_power = self.beta2_power * self.beta2
-        ops.assign(self.beta1_power, beta1_power)
-        ops.assign(self.beta2_power, beta2_power)
+        lr, weight_decay = self._advance_step()
+        beta1_power, beta2_power = self._advance_moment_powers()
         per_set = ()
         for first in self.set_leaders:
             set_lr = (lr[first] if self.is_group_lr else lr).reshape(())

@@ -52,10 +52,15 @@ class GroupAwareOptimizer(nn.Optimizer):
         gradients = self.scale_grad(gradients)
         if self.clip:
             gradients = ops.clip_by_global_norm(gradients, CLIP_NORM)
+        lr, weight_decay = self._advance_step()
+        return gradients, lr, weight_decay
+
+    def _advance_step(self):
+        """This step's learning rate(s) and weight decay(s); advances the step count."""
         lr = self.get_lr()
         weight_decay = self.get_weight_decay()
         self.assignadd(self.global_step, self.global_step_increase_tensor)
-        return gradients, lr, weight_decay
+        return lr, weight_decay
 
 
 def decayed(param, lr, weight_decay, decay_flag):
@@ -89,11 +94,16 @@ class MomentOptimizer(GroupAwareOptimizer):
         self.moments1 = self._parameters.clone(prefix=f"{state_prefix}_m", init="zeros")
         self.moments2 = self._parameters.clone(prefix=f"{state_prefix}_v", init="zeros")
 
-    def construct(self, gradients):
-        gradients, lr, weight_decay = self._step_start(gradients)
+    def _advance_moment_powers(self):
+        """beta1**t and beta2**t of this step, kept for the next."""
         beta1_power = self.beta1_power * self.beta1
         beta2_power = self.beta2_power * self.beta2
         ops.assign(self.beta1_power, beta1_power)
         ops.assign(self.beta2_power, beta2_power)
+        return beta1_power, beta2_power
+
+    def construct(self, gradients):
+        gradients, lr, weight_decay = self._step_start(gradients)
+        beta1_power, beta2_power = self._advance_moment_powers()
         hyper = (self.beta1, self.beta2, self.eps, 1.0 - beta1_power, 1.0 - beta2_power)
         return self._apply(self.rule, hyper, lr, weight_decay, self.moments1, self.moments2, gradients)
