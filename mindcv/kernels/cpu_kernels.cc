@@ -1063,45 +1063,38 @@ bool GetAttentionShape(int64_t batch, int64_t channels, float heads, AttentionSh
   return true;
 }
 
-// Each row of p (rows, n) becomes softmax(p row), in place; four rows side by side, so that their reductions
-// overlap: one row at a time, rows of Twins' 49 keys spent most of their time waiting on a row's max and sum.
-void SoftmaxRows(float *p, int64_t rows, int64_t n) {
-  constexpr int64_t kSideBySide = 4;
-  int64_t r = 0;
-  for (; r + kSideBySide <= rows; r += kSideBySide) {
-    float *block = p + r * n;
-    float top[kSideBySide], sum[kSideBySide] = {};
-    for (int64_t i = 0; i < kSideBySide; ++i) top[i] = block[i * n];
-    for (int64_t j = 1; j < n; ++j)
-      for (int64_t i = 0; i < kSideBySide; ++i) top[i] = std::max(top[i], block[i * n + j]);
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t i = 0; i < kSideBySide; ++i) {
-        block[i * n + j] = Exp(block[i * n + j] - top[i]);
-        sum[i] += block[i * n + j];
-      }
-    for (int64_t i = 0; i < kSideBySide; ++i) {
-      const float inverse = 1.0f / sum[i];
-      for (int64_t j = 0; j < n; ++j) block[i * n + j] *= inverse;
-    }
-  }
-  for (; r < rows; ++r) {
-    float *row = p + r * n;
-    float top = row[0];
-#pragma omp simd reduction(max : top)
-    for (int64_t j = 1; j < n; ++j) top = std::max(top, row[j]);
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < n; ++j) {
-      row[j] = Exp(row[j] - top);
-      sum += row[j];
-    }
-    const float inverse = 1.0f / sum;
+// Each column of p (n, cols) becomes the softmax of its n entries, in place. The scores are kept transposed, one
+// column per query, so that a strip of queries side by side fills the vector lanes and the max and sum reduce lane by
+// lane: rows of Twins' 49 keys, four side by side, spent a third of the attention's time here (1.0 of 2.9 ms for the
+// first stage's windows, 2 threads of the Xeon, family 6 model 167), now 1.2-1.3x faster as a whole.
+void SoftmaxColumns(float *p, int64_t n, int64_t cols) {
+  constexpr int64_t kStrip = 64;
+  for (int64_t first = 0; first < cols; first += kStrip) {
+    const int64_t width = std::min(kStrip, cols - first);
+    float *strip = p + first;
+    float top[kStrip], inverse_sum[kStrip] = {};
+    std::copy(strip, strip + width, top);
+    for (int64_t j = 1; j < n; ++j) {
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) row[j] *= inverse;
+      for (int64_t c = 0; c < width; ++c) top[c] = std::max(top[c], strip[j * cols + c]);
+    }
+    for (int64_t j = 0; j < n; ++j) {
+#pragma omp simd
+      for (int64_t c = 0; c < width; ++c) {
+        strip[j * cols + c] = Exp(strip[j * cols + c] - top[c]);
+        inverse_sum[c] += strip[j * cols + c];
+      }
+    }
+#pragma omp simd
+    for (int64_t c = 0; c < width; ++c) inverse_sum[c] = 1.0f / inverse_sum[c];
+    for (int64_t j = 0; j < n; ++j) {
+#pragma omp simd
+      for (int64_t c = 0; c < width; ++c) strip[j * cols + c] *= inverse_sum[c];
+    }
   }
 }
 
-// Query rows per block: the block's scores (rows, keys) stay in the L1/L2 cache.
+// Query rows per block: the block's scores (keys, rows) stay in the L1/L2 cache.
 int64_t QueryBlock(int64_t keys) { return std::max<int64_t>(16, kGemmBlockElements / 8 / keys); }
 
 // out = softmax(scale * q k^T) v for every batch entry and head, q, k, v and out in token layout. Work items are
@@ -1118,10 +1111,10 @@ int AttendForward(const Operand &q, const Operand &k, const Operand &v, float *o
       const int64_t rows = std::min(block, q.length - first);
       const float *q_rows = q.Head(b, h, s.head_dim) + first * q.ld;
       float *out_rows = out + (b * q.length + first) * s.channels + h * s.head_dim;
-      int result = gemm('N', 'T', rows, keys, s.head_dim, s.scale, q_rows, q.ld, k.Head(b, h, s.head_dim), k.ld,
-                        0.0f, scores.data(), keys);
-      SoftmaxRows(scores.data(), rows, keys);
-      result |= gemm('N', 'N', rows, s.head_dim, keys, 1.0f, scores.data(), keys, v.Head(b, h, s.head_dim), v.ld,
+      int result = gemm('N', 'T', keys, rows, s.head_dim, s.scale, k.Head(b, h, s.head_dim), k.ld, q_rows, q.ld,
+                        0.0f, scores.data(), rows);
+      SoftmaxColumns(scores.data(), keys, rows);
+      result |= gemm('T', 'N', rows, s.head_dim, keys, 1.0f, scores.data(), rows, v.Head(b, h, s.head_dim), v.ld,
                      0.0f, out_rows, s.channels);
       if (result != 0) status = 100 + result;
     }
@@ -1139,7 +1132,7 @@ int AttendBackward(const Operand &q, const Operand &k, const Operand &v, const f
   const int64_t keys = k.length, block = QueryBlock(keys), d = s.head_dim;
   std::atomic<int> status{0};
   ParallelFor(s.batch * s.heads, 1, [&](int, int64_t begin, int64_t end) {
-    std::vector<float> probs(static_cast<size_t>(block * keys)), dprobs(probs.size());
+    std::vector<float> probs(static_cast<size_t>(block * keys)), dprobs(probs.size()), dot(static_cast<size_t>(block));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / s.heads, h = item % s.heads;
       const float *k_head = k.Head(b, h, d), *v_head = v.Head(b, h, d);
@@ -1150,24 +1143,28 @@ int AttendBackward(const Operand &q, const Operand &k, const Operand &v, const f
         const float *q_rows = q.Head(b, h, d) + first * q.ld;
         const int64_t token_offset = (b * q.length + first) * s.channels + h * d;
         const float beta = first == 0 ? 0.0f : 1.0f;
-        result |= gemm('N', 'T', rows, keys, d, s.scale, q_rows, q.ld, k_head, k.ld, 0.0f, probs.data(), keys);
-        SoftmaxRows(probs.data(), rows, keys);
-        result |= gemm('T', 'N', keys, d, rows, 1.0f, probs.data(), keys, dout + token_offset, s.channels, beta,
+        result |= gemm('N', 'T', keys, rows, d, s.scale, k_head, k.ld, q_rows, q.ld, 0.0f, probs.data(), rows);
+        SoftmaxColumns(probs.data(), keys, rows);
+        result |= gemm('N', 'N', keys, d, rows, 1.0f, probs.data(), rows, dout + token_offset, s.channels, beta,
                        dv_head, v.ld);
-        result |= gemm('N', 'T', rows, keys, d, 1.0f, dout + token_offset, s.channels, v_head, v.ld, 0.0f,
-                       dprobs.data(), keys);
+        result |= gemm('N', 'T', keys, rows, d, 1.0f, v_head, v.ld, dout + token_offset, s.channels, 0.0f,
+                       dprobs.data(), rows);
         for (int64_t r = 0; r < rows; ++r) {
           const float *o = out + token_offset + r * s.channels, *g = dout + token_offset + r * s.channels;
-          float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-          for (int64_t c = 0; c < d; ++c) dot += o[c] * g[c];
-          float *p = probs.data() + r * keys, *dp = dprobs.data() + r * keys;
-#pragma omp simd
-          for (int64_t j = 0; j < keys; ++j) dp[j] = p[j] * (dp[j] - dot);
+          float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+          for (int64_t c = 0; c < d; ++c) sum += o[c] * g[c];
+          dot[r] = sum;
         }
-        result |= gemm('N', 'N', rows, d, keys, s.scale, dprobs.data(), keys, k_head, k.ld, 0.0f,
+        for (int64_t j = 0; j < keys; ++j) {
+          const float *p = probs.data() + j * rows;
+          float *dp = dprobs.data() + j * rows;
+#pragma omp simd
+          for (int64_t r = 0; r < rows; ++r) dp[r] = p[r] * (dp[r] - dot[r]);
+        }
+        result |= gemm('T', 'N', rows, d, keys, s.scale, dprobs.data(), rows, k_head, k.ld, 0.0f,
                        dq + (q_rows - q.data), q.ld);
-        result |= gemm('T', 'N', keys, d, rows, s.scale, dprobs.data(), keys, q_rows, q.ld, beta, dk_head, k.ld);
+        result |= gemm('N', 'N', keys, d, rows, s.scale, dprobs.data(), rows, q_rows, q.ld, beta, dk_head, k.ld);
       }
       if (result != 0) status = 100 + result;
     }
