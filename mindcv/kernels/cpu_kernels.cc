@@ -911,15 +911,30 @@ constexpr int64_t kTransposedElements = 1 << 20;
 // many elements as the GEMM multiplies.
 constexpr int64_t kTransposeMinColumns = 256;
 
+// Whether a weight gradient K wide multiplies a transposed copy of its left operand rather than that operand
+// transposed in place. oneDNN's sgemm multiplies a transposed left operand at about half its plain rate on Twins'
+// shapes on a Zen 3 EPYC (72 against 164 GFLOP/s for g (1568, 1024), 2 cores), so the copy pays from
+// kTransposeMinColumns on. Its AVX-512 sgemm on the Intel Xeon (family 6 model 167) is the exception: there the copy
+// cost more than it saved, the direct product being 6-25 % faster on every such weight gradient of svt_small and
+// pcpvt_small (2 threads, 2026-12-04).
+template <typename P>
+bool CopiesTransposedOperand(int64_t k) {
+#if defined(__x86_64__)
+  static const bool direct_is_faster =
+      std::is_same_v<P, Fp32> && __builtin_cpu_is("intel") && __builtin_cpu_supports("avx512f");
+#else
+  constexpr bool direct_is_faster = false;
+#endif
+  return k >= kTransposeMinColumns && !direct_is_faster;
+}
+
 // dw (N, K) (+)= g^T @ a for g (M, N) and a (M, K), rows ``ldg`` and ``lda`` elements apart, N being a band of the
-// weight's rows. oneDNN's sgemm multiplies a transposed left operand at about half its plain rate on these shapes
-// (72 against 164 GFLOP/s for g (1568, 1024) on 2 cores of a Zen 3 EPYC), so for K of kTransposeMinColumns or more
-// g's transpose is made, a block of rows at a time, and multiplied plainly. ``beta`` 0 overwrites dw, 1 adds to it.
-// Returns oneDNN's status.
+// weight's rows, with g's transpose made a block of rows at a time where CopiesTransposedOperand. ``beta`` 0
+// overwrites dw, 1 adds to it. Returns oneDNN's status.
 template <typename P>
 int WeightGradient(const typename P::Element *g, int64_t ldg, const typename P::Element *a, int64_t lda, int64_t m,
                    int64_t n, int64_t k, float beta, float *dw) {
-  if (k < kTransposeMinColumns) return P::Gemm()('T', 'N', n, k, m, 1.0f, g, ldg, a, lda, beta, dw, k);
+  if (!CopiesTransposedOperand<P>(k)) return P::Gemm()('T', 'N', n, k, m, 1.0f, g, ldg, a, lda, beta, dw, k);
   const int64_t block = std::max(kGemmMinRows, kTransposedElements / n);
   std::vector<typename P::Element> g_t(static_cast<size_t>(n * std::min(block, m)));
   int status = 0;
