@@ -26,8 +26,9 @@ STAGES = [(25088, 64, 256), (6272, 128, 512), (1568, 256, 1024), (1568, 320, 128
 
 
 def layer_shapes():
-    """(label, transa, transb, m, n, k) of the forward, input-gradient and weight-gradient GEMMs of each stage."""
-    shapes = []
+    """(label, transa, transb, m, n, k) of the forward, input-gradient and weight-gradient GEMMs of each stage, after
+    a large square: the rate a BLAS reaches on this core when the shape does not limit it."""
+    shapes = [("square, for reference", False, False, 2048, 2048, 2048)]
     for tokens, width, hidden in STAGES:
         stage = f"{tokens} tokens, {width} wide"
         shapes += [(f"qkv forward, {stage}", False, True, tokens, 3 * width, width),
