@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -1605,8 +1606,8 @@ int SumOfSquares(int nparam, void **params, int *ndims, int64_t **shapes, const 
 // Inputs: param[P], m[P], v[P], grad[P]; set (P) int32, the row of ``per_set`` each parameter takes; per_set
 // (S, 2): 1 - lr * weight_decay, lr / (1 - beta1^t) of each set of parameters sharing lr and weight decay;
 // shared (5): beta1, beta2, sqrt(1 - beta2^t), eps, and the factor the gradients are multiplied by first
-// (loss-scale unscaling, clipping). Output: a (1,) zero. One pass over all the state with every thread, where a kernel per
-// parameter makes hundreds of small passes.
+// (loss-scale unscaling, clipping). Output: a (1,) zero. One pass over all the state with every thread, where a
+// kernel per parameter makes hundreds of small passes.
 int AdamWUpdate(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                 void *extra) {
   const int count = (nparam - 4) / 4;
