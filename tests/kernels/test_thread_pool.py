@@ -1,5 +1,6 @@
-"""The kernels' thread pool: started once, asleep between calls, safe when several threads call kernels at once,
-and giving every row the same result wherever it falls in the work split."""
+"""The kernels' thread pool: started once, asleep between calls (after polling for the next one for 100 us), safe
+when several threads call kernels at once, and giving every row the same result wherever it falls in the work
+split."""
 import ctypes
 import os
 import signal
