@@ -4,10 +4,10 @@
 // contiguous row-major buffers, and dtypes their element types. Anything but float32 is refused with a
 // non-zero return, which MindSpore raises as a RuntimeError naming the function and the code. Tensors are
 // channels-last, so the innermost loops run over channels and vectorise. Work is split over a pool of
-// threads that poll for the next call for 100 us, then sleep on a condition variable, rather than OpenMP: OpenMP's
-// idle workers spin for much longer and take the cores from MindSpore's own thread pool. Scratch buffers are per
-// call, never thread_local: glibc never unloads a library that registered a thread_local destructor, and its pool
-// would outlive MindSpore's dlclose.
+// threads that poll for the next call for 100 us, then sleep on a condition variable, rather than OpenMP, whose
+// spinning idle workers took the cores from MindSpore's own thread pool. Scratch buffers are per call, never
+// thread_local: glibc never unloads a library that registered a thread_local destructor, and its pool would outlive
+// MindSpore's dlclose.
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
