@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -625,25 +626,37 @@ Handle Matrix(const Api &api, int64_t rows, int64_t columns, int type, int64_t r
 // implements it with AMX. Unlike its bf16 GEMM function, which packs the weight into tiles again for every block of
 // rows, the primitive takes the weight packed once per call: 1.3-3x the GEMM function's rate on Twins' layers up to
 // 512 wide in and 1024 out on the Xeon (AMX-BF16, 2026-12-04); on wider layers it was slower, and GEMM keeps them.
+// The same primitive, with the operands laid out as they come, multiplies a layer's two gradients (Form).
 class AmxMatmul {
  public:
-  // The matmul for (K, N), made once and kept; nullptr where it does not apply or oneDNN has no AMX version.
-  static const AmxMatmul *For(int64_t rows, int64_t k, int64_t n) {
-    if (rows < kMinRows || k > kMaxIn || n > kMaxOut) return nullptr;
+  // How the operands of y (rows, N) = a (rows, K) @ b (K, N) lie in memory. kLayer: b is a dense layer's weight
+  // (N, K), a is (rows, K). kInputGradient: b is (K, N) row-major, a is (rows, K). kWeightGradient: b is (K, N)
+  // row-major, a is the transpose of a (K, rows) row-major matrix (a gradient dy, its K rows being a block of the
+  // layer's rows).
+  enum Form { kLayer, kInputGradient, kWeightGradient };
+
+  // The matmul for (K, N) in ``form``, made once and kept; nullptr where it does not apply or oneDNN has no AMX
+  // version. A weight gradient's K is a block of the layer's rows, and it applies wherever its input gradient does.
+  static const AmxMatmul *For(int64_t rows, int64_t k, int64_t n, Form form = kLayer) {
+    if (form == kLayer && (rows < kMinRows || k > kMaxIn || n > kMaxOut)) return nullptr;
+    if (form == kInputGradient && rows < kMinGradientRows) return nullptr;
+    using Key = std::tuple<int64_t, int64_t, Form>;
     static std::mutex mutex;
-    static auto *made = new std::vector<std::pair<std::pair<int64_t, int64_t>, const AmxMatmul *>>();  // kept to exit
+    static auto *made = new std::vector<std::pair<Key, const AmxMatmul *>>();  // kept to exit
     std::lock_guard<std::mutex> lock(mutex);
+    const Key key{k, n, form};
     for (const auto &[shape, matmul] : *made)
-      if (shape == std::make_pair(k, n)) return matmul;
-    const AmxMatmul *matmul = Make(k, n);
-    made->emplace_back(std::make_pair(k, n), matmul);
+      if (shape == key) return matmul;
+    const AmxMatmul *matmul = Make(k, n, form);
+    made->emplace_back(key, matmul);
     return matmul;
   }
 
   size_t PackedBytes() const { return packed_bytes_; }
   size_t ScratchBytes() const { return scratch_bytes_; }
 
-  // The fp32 weight (N, K) as the primitive's bf16 weight, into ``packed`` (PackedBytes()).
+  // The fp32 right operand b, laid out as the form says, as the primitive's bf16 weight, into ``packed``
+  // (PackedBytes()).
   int Pack(const float *w, void *packed, void *scratch) const {
     return Run(reorder_, {{onednn::kArgFrom, plain_weight_, const_cast<float *>(w)},
                           {onednn::kArgTo, packed_weight_, packed},
@@ -653,7 +666,8 @@ class AmxMatmul {
   // y (rows, N) = a (rows, K) @ the packed weight.
   int Multiply(const uint16_t *a, int64_t rows, const void *packed, float *y, void *scratch) const {
     const onednn::Api &api = *api_;
-    onednn::Handle src = onednn::Matrix(api, rows, k_, onednn::kBf16, k_, 1);
+    onednn::Handle src = form_ == kWeightGradient ? onednn::Matrix(api, rows, k_, onednn::kBf16, 1, rows)
+                                                  : onednn::Matrix(api, rows, k_, onednn::kBf16, k_, 1);
     onednn::Handle dst = onednn::Matrix(api, rows, n_, onednn::kF32, n_, 1);
     const int status = src && dst ? Run(matmul_, {{onednn::kArgSrc, src, const_cast<uint16_t *>(a)},
                                                   {onednn::kArgWeights, packed_weight_, const_cast<void *>(packed)},
@@ -668,6 +682,9 @@ class AmxMatmul {
  private:
   static constexpr int64_t kMinRows = 256;  // below, packing the weight costs more than it saves
   static constexpr int64_t kMaxIn = 512, kMaxOut = 1024;
+  // A layer's gradients on fewer rows ran slower than by the GEMM function (392 rows: 0.6x), on 1568 and more rows
+  // 1.0-1.7x at every width of svt_small and pcpvt_small (Xeon family 6 model 167, 2 threads, 2026-12-04).
+  static constexpr int64_t kMinGradientRows = 1024;
   // An argument of a primitive: its number, and the descriptor of the data given.
   struct Bound {
     int arg;
@@ -675,7 +692,7 @@ class AmxMatmul {
     void *data;
   };
 
-  static const AmxMatmul *Make(int64_t k, int64_t n) {
+  static const AmxMatmul *Make(int64_t k, int64_t n, Form form) {
     onednn::Handle engine;
     const onednn::Api *api = onednn::Loaded(&engine);
     if (api == nullptr) return nullptr;
@@ -684,6 +701,7 @@ class AmxMatmul {
     matmul->engine_ = engine;
     matmul->k_ = k;
     matmul->n_ = n;
+    matmul->form_ = form;
     if (matmul->Init()) return matmul;
     delete matmul;  // like the kept matmuls' oneDNN objects, the few that Init made are never freed
     return nullptr;
@@ -694,15 +712,19 @@ class AmxMatmul {
     onednn::Handle attr = nullptr;
     if (api.attr_create(&attr) != 0 || api.attr_scratchpad_mode(attr, onednn::kUserScratchpad) != 0) return false;
     const onednn::Dims weight_dims = {k_, n_};
-    onednn::Handle src = onednn::Matrix(api, onednn::kRuntimeDim, k_, onednn::kBf16, k_, 1);
+    onednn::Handle src =
+        form_ == kWeightGradient
+            ? onednn::Matrix(api, onednn::kRuntimeDim, k_, onednn::kBf16, 1, onednn::kRuntimeDim)
+            : onednn::Matrix(api, onednn::kRuntimeDim, k_, onednn::kBf16, k_, 1);
     onednn::Handle dst = onednn::Matrix(api, onednn::kRuntimeDim, n_, onednn::kF32, n_, 1);
     onednn::Handle any_weight = nullptr, matmul_desc = nullptr, reorder_desc = nullptr;
     if (!src || !dst || api.desc_with_tag(&any_weight, 2, weight_dims, onednn::kBf16, onednn::kAnyFormat) != 0 ||
         api.matmul_desc(&matmul_desc, engine_, src, any_weight, nullptr, dst, attr) != 0 || !UsesAmx(matmul_desc))
       return false;
     packed_weight_ = api.desc_query_md(matmul_desc, onednn::kQueryWeights, 0);
-    // The weight (N, K) row-major is the (K, N) operand with row stride 1 and column stride K.
-    plain_weight_ = onednn::Matrix(api, k_, n_, onednn::kF32, 1, k_);
+    // A layer's weight (N, K) row-major is the (K, N) operand with row stride 1 and column stride K.
+    plain_weight_ = form_ == kLayer ? onednn::Matrix(api, k_, n_, onednn::kF32, 1, k_)
+                                    : onednn::Matrix(api, k_, n_, onednn::kF32, n_, 1);
     if (!plain_weight_ ||
         api.reorder_desc(&reorder_desc, plain_weight_, engine_, packed_weight_, engine_, attr) != 0 ||
         api.primitive_create(&matmul_, matmul_desc) != 0 || api.primitive_create(&reorder_, reorder_desc) != 0)
@@ -746,6 +768,7 @@ class AmxMatmul {
   onednn::Handle engine_ = nullptr, matmul_ = nullptr, reorder_ = nullptr;
   onednn::Handle plain_weight_ = nullptr, packed_weight_ = nullptr, scratch_ = nullptr;
   int64_t k_ = 0, n_ = 0;
+  Form form_ = kLayer;
   size_t packed_bytes_ = 0, scratch_bytes_ = 0;
 };
 
@@ -993,14 +1016,68 @@ int BandedWeightGradient(const typename P::Element *g, const typename P::Element
   return status;
 }
 
+// dw (N, K) = dy^T @ x of bf16 dy (M, N) and fp32 x (M, K) rows [begin, end), by the AMX matmul with those rows of x
+// packed as its weight where oneDNN has one for the shape, otherwise by its bf16 GEMM. Returns 0 or a status.
+int AmxWeightGradient(const uint16_t *dy, const float *x, int64_t begin, int64_t end, int64_t n, int64_t k,
+                      float *dw) {
+  const int64_t count = end - begin;
+  const AmxMatmul *matmul = AmxMatmul::For(n, count, k, AmxMatmul::kWeightGradient);
+  if (matmul == nullptr) {
+    std::vector<uint16_t> rows(static_cast<size_t>(count * k));
+    ToBf16(x + begin * k, count * k, rows.data());
+    const int result = WeightGradient<Bf16>(dy + begin * n, n, rows.data(), k, count, n, k, 0.0f, dw);
+    return result == 0 ? 0 : 100 + result;
+  }
+  AlignedBytes packed(matmul->PackedBytes()), scratch(matmul->ScratchBytes());
+  const int result = matmul->Pack(x + begin * k, packed.data, scratch.data);
+  return result != 0 ? result : matmul->Multiply(dy + begin * n, n, packed.data, dw, scratch.data);
+}
+
+// LinearGradients in bf16 by the AMX matmul, the ``input_gradient`` one for (N, K): dx with w packed once, dw split
+// over the pool by blocks of M, each chunk's partial sum packing its rows of x.
+int AmxLinearGradients(const AmxMatmul &input_gradient, const float *dy_data, const float *x, const float *w,
+                       int64_t m, int64_t n, int64_t k, float *dx, float *dw, float *dbias) {
+  const std::vector<uint16_t> dy = ToBf16Parallel(dy_data, m * n);
+  AlignedBytes packed_w(input_gradient.PackedBytes());
+  {
+    AlignedBytes scratch(input_gradient.ScratchBytes());
+    const int result = input_gradient.Pack(w, packed_w.data, scratch.data);
+    if (result != 0) return result;
+  }
+  std::vector<float> dw_partial(static_cast<size_t>(MaxChunks() - 1) * n * k);
+  std::atomic<int> status{0};
+  const int chunks = ParallelFor(m, kGemmMinRows, [&](int chunk, int64_t begin, int64_t end) {
+    AlignedBytes scratch(input_gradient.ScratchBytes());
+    int result = input_gradient.Multiply(dy.data() + begin * n, end - begin, packed_w.data, dx + begin * k,
+                                         scratch.data);
+    float *sum = chunk == 0 ? dw : dw_partial.data() + static_cast<size_t>(chunk - 1) * n * k;
+    result = result ? result : AmxWeightGradient(dy.data(), x, begin, end, n, k, sum);
+    if (result != 0) status = result;
+  });
+  ParallelFor(n * k, kElementsPerChunk, [&](int, int64_t begin, int64_t end) {
+    for (int chunk = 1; chunk < chunks; ++chunk) {
+      const float *partial = dw_partial.data() + static_cast<size_t>(chunk - 1) * n * k;
+#pragma omp simd
+      for (int64_t i = begin; i < end; ++i) dw[i] += partial[i];
+    }
+  });
+  if (dbias != nullptr) ColumnSums(dy_data, m, n, dbias);
+  return status;
+}
+
 // The gradients of y = x (M, K) @ w (N, K)^T + bias in precision P, from dy (M, N): dx (M, K) = dy @ w and
 // dw (N, K) = dy^T @ x, every operand converted once for both, and dbias (N) where it is not null. dx is split over
-// the pool by rows, dw by bands of its rows (each summing over M).
+// the pool by rows, dw by bands of its rows (each summing over M); in bf16 on AMX as AmxLinearGradients does.
 template <typename P>
 int LinearGradients(const float *dy_data, const float *x_data, const float *w_data, int64_t m, int64_t n, int64_t k,
                     float *dx, float *dw, float *dbias) {
   const auto gemm = P::Gemm();
   if (gemm == nullptr) return kNoOneDnn;
+  if constexpr (P::kConverts) {
+    if (const AmxMatmul *amx = AmxMatmul::For(m, n, k, AmxMatmul::kInputGradient)) {
+      return AmxLinearGradients(*amx, dy_data, x_data, w_data, m, n, k, dx, dw, dbias);
+    }
+  }
   const WholeOperand<P> dy(dy_data, m * n), x(x_data, m * k), w(w_data, n * k);
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {

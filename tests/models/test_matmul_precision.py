@@ -75,9 +75,10 @@ def test_bf16_matmul_gradients_are_bf16_gemms_of_the_rounded_operands():
     assert np.abs(dweight.asnumpy() - upstream.T @ x).max() > 1e-3  # rounded, so not the fp32 gradient
 
 
-# 600 rows: on AMX CPUs oneDNN's matmul primitive multiplies them, fewer its GEMM function.
+# On AMX CPUs oneDNN's matmul primitive multiplies 600 rows, fewer its GEMM function, and it takes the gradients
+# from 1500 rows, fewer the GEMM function.
 @needs_bf16
-@pytest.mark.parametrize("rows", [150, 600])
+@pytest.mark.parametrize("rows", [150, 600, 1500])
 def test_bf16_dense_layer_adds_its_bias_to_the_bf16_product_and_sums_its_gradient(rows):
     rng = np.random.default_rng(3)
     x, weight, bias, upstream = (rng.standard_normal(shape).astype(np.float32)
