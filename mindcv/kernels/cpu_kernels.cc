@@ -475,6 +475,106 @@ struct Bf16 {
   }
 };
 
+// Whether oneDNN's GEMM in precision P multiplies an operand transposed in memory about as fast as a plain one. Its
+// fp32 sgemm on the Intel Xeon (family 6 model 167, AVX-512) does: there a transposed copy of a weight gradient's
+// left operand cost more than it saved, the direct product being 6-25 % faster on every such gradient of svt_small
+// and pcpvt_small (2 threads, 2026-12-04). Elsewhere it does not: on a Zen 3 EPYC a transposed left operand ran at
+// about half the plain rate (72 against 164 GFLOP/s for (1568, 1024), 2 cores); on the Zen 4 EPYC (family 25 model
+// 17) a dense layer's weight (N, K), the transposed right operand, at 0.85-0.98x the rate of its (K, N) copy on one
+// core, and 0.63x at the 8 x 8 patch convolution's (N 64, K 4096).
+template <typename P>
+bool SgemmTakesTransposedOperands() {
+#if defined(__x86_64__)
+  static const bool intel_avx512 = __builtin_cpu_is("intel") && __builtin_cpu_supports("avx512f");
+  return std::is_same_v<P, Fp32> && intel_avx512;
+#else
+  return false;
+#endif
+}
+
+#if defined(__x86_64__)
+// dst's 8 rows (``ld_dst`` apart) = the transpose of src's 8 x 8 block (rows ``ld_src`` apart), in registers.
+[[gnu::target("avx2")]] void Transpose8x8(const float *src, int64_t ld_src, float *dst, int64_t ld_dst) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ld_src);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ld_dst, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ld_dst, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+
+// The same for 16-bit elements (bf16), by SSE2, which every x86-64 CPU has.
+void Transpose8x8(const uint16_t *src, int64_t ld_src, uint16_t *dst, int64_t ld_dst) {
+  __m128i r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i *>(src + i * ld_src));
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm_unpacklo_epi16(r[i], r[i + 1]);
+    t[i + 1] = _mm_unpackhi_epi16(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm_unpacklo_epi32(t[i], t[i + 2]);
+    r[i + 1] = _mm_unpackhi_epi32(t[i], t[i + 2]);
+    r[i + 2] = _mm_unpacklo_epi32(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm_unpackhi_epi32(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(dst + 2 * i * ld_dst), _mm_unpacklo_epi64(r[i], r[i + 4]));
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(dst + (2 * i + 1) * ld_dst), _mm_unpackhi_epi64(r[i], r[i + 4]));
+  }
+}
+#endif
+
+// dst (cols, rows) = src (rows, cols), src's rows ``ld`` elements apart; a tile at a time, so that both stay in the
+// cache, and 8 x 8 blocks in registers where the CPU has the instructions (fp32: AVX2, 6-10x the element-wise copy on
+// the EPYC, family 25 model 17).
+template <typename T>
+void Transpose(const T *src, int64_t rows, int64_t cols, int64_t ld, T *dst) {
+  constexpr int64_t kTile = 32;
+#if defined(__x86_64__)
+  static const bool avx2 = std::is_same_v<T, float> && __builtin_cpu_supports("avx2");
+#endif
+  for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+      const int64_t r1 = std::min(r0 + kTile, rows), c1 = std::min(c0 + kTile, cols);
+      int64_t r8 = r0, c8 = c0;
+#if defined(__x86_64__)
+      if (std::is_same_v<T, uint16_t> || avx2) {
+        r8 = r0 + (r1 - r0) / 8 * 8;
+        c8 = c0 + (c1 - c0) / 8 * 8;
+        for (int64_t r = r0; r < r8; r += 8)
+          for (int64_t c = c0; c < c8; c += 8) Transpose8x8(src + r * ld + c, ld, dst + c * rows + r, rows);
+      }
+#endif
+      // What the 8 x 8 blocks left: the tile's last columns, then the last rows of its other columns.
+      for (int64_t c = c8; c < c1; ++c)
+        for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * ld + c];
+      for (int64_t c = c0; c < c8; ++c)
+        for (int64_t r = r8; r < r1; ++r) dst[c * rows + r] = src[r * ld + c];
+    }
+  }
+}
+
+// The (cols, rows) transpose of src (rows, cols), in parallel by bands of its columns.
+template <typename T>
+std::vector<T> TransposedParallel(const T *src, int64_t rows, int64_t cols) {
+  std::vector<T> out(static_cast<size_t>(rows * cols));
+  T *dst = out.data();
+  ParallelFor(cols, 32, [=](int, int64_t begin, int64_t end) {
+    Transpose(src + begin, rows, end - begin, cols, dst + begin * rows);
+  });
+  return out;
+}
+
 // Room for ``n`` elements of precision P's converted operands; none where P multiplies fp32 as it is.
 template <typename P>
 std::vector<typename P::Element> Scratch(int64_t n) {
@@ -781,9 +881,12 @@ struct AlignedBytes {
   void *data;
 };
 
+constexpr int64_t kTransposedWeightMinRows = 1024;
+constexpr int64_t kTransposedWeightMinRatio = 8;
+
 // A dense layer's weight w (N, K), made ready to multiply blocks of ``rows`` rows of a (M, K) by, in precision P: in
 // bf16 by the AMX matmul where it applies, otherwise by oneDNN's GEMM function, which packs the weight anew for
-// each call.
+// each call, in fp32 from a transposed copy where that is faster (MultipliesTransposedCopy).
 template <typename P>
 class DenseWeight {
  public:
@@ -795,6 +898,8 @@ class DenseWeight {
       status_ = amx_->Pack(w, packed_.data, scratch.data);
     } else if (P::Gemm() == nullptr) {
       status_ = kNoOneDnn;
+    } else if (MultipliesTransposedCopy(rows, k, n)) {
+      transposed_ = TransposedParallel(plain_.data, n, k);
     }
   }
 
@@ -806,15 +911,27 @@ class DenseWeight {
     if constexpr (P::kConverts) {
       if (amx_ != nullptr) return amx_->Multiply(a, count, packed_.data, y, scratch);
     }
-    const int result = P::Gemm()('N', 'T', count, n_, k_, 1.0f, a, k_, plain_.data, k_, 0.0f, y, n_);
+    const int result = transposed_.empty()
+                           ? P::Gemm()('N', 'T', count, n_, k_, 1.0f, a, k_, plain_.data, k_, 0.0f, y, n_)
+                           : P::Gemm()('N', 'N', count, n_, k_, 1.0f, a, k_, transposed_.data(), n_, 0.0f, y, n_);
     return result == 0 ? 0 : 100 + result;
   }
 
  private:
+  // Whether the fp32 GEMM multiplies a (K, N) copy of the weight, where SgemmTakesTransposedOperands says it is
+  // slower on the weight as it lies: for kTransposedWeightMinRows rows or more, or a weight at least
+  // kTransposedWeightMinRatio times longer (K) than wide (N), whose product is slowest. On fewer rows of a wide
+  // layer, copying cost more than it saved (392 rows by 512 x 1536: 0.95x, Zen 4 EPYC, 2 threads).
+  static bool MultipliesTransposedCopy(int64_t rows, int64_t k, int64_t n) {
+    return std::is_same_v<P, Fp32> && !SgemmTakesTransposedOperands<P>() &&
+           (rows >= kTransposedWeightMinRows || k >= kTransposedWeightMinRatio * n);
+  }
+
   int64_t k_, n_;
   const AmxMatmul *amx_;
   AlignedBytes packed_;
   WholeOperand<P> plain_;
+  std::vector<typename P::Element> transposed_;
   int status_ = 0;
 };
 
@@ -899,20 +1016,6 @@ bool GetPatchGrid(const int64_t *x_shape, const int64_t *weight_shape, PatchGrid
   return true;
 }
 
-// dst (cols, rows) = src (rows, cols), src's rows ``ld`` elements apart; a tile at a time, so that both stay in the
-// cache.
-template <typename T>
-void Transpose(const T *src, int64_t rows, int64_t cols, int64_t ld, T *dst) {
-  constexpr int64_t kTile = 32;
-  for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
-    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
-      for (int64_t c = c0; c < std::min(c0 + kTile, cols); ++c) {
-        for (int64_t r = r0; r < std::min(r0 + kTile, rows); ++r) dst[c * rows + r] = src[r * ld + c];
-      }
-    }
-  }
-}
-
 // A conv weight (N, C, p, p) as GEMM rows (N, p * p * C) in the patches' order, or, with ``to_conv``, such rows
 // back as the conv weight, into ``out``: each output channel's (C, p * p) block transposed.
 void ReorderPatchWeight(const float *w, int64_t n, const PatchGrid &g, bool to_conv, float *out) {
@@ -968,20 +1071,10 @@ constexpr int64_t kTransposedElements = 1 << 20;
 constexpr int64_t kTransposeMinColumns = 256;
 
 // Whether a weight gradient K wide multiplies a transposed copy of its left operand rather than that operand
-// transposed in place. oneDNN's sgemm multiplies a transposed left operand at about half its plain rate on Twins'
-// shapes on a Zen 3 EPYC (72 against 164 GFLOP/s for g (1568, 1024), 2 cores), so the copy pays from
-// kTransposeMinColumns on. Its AVX-512 sgemm on the Intel Xeon (family 6 model 167) is the exception: there the copy
-// cost more than it saved, the direct product being 6-25 % faster on every such weight gradient of svt_small and
-// pcpvt_small (2 threads, 2026-12-04).
+// transposed in place: where SgemmTakesTransposedOperands says it does not, from kTransposeMinColumns on.
 template <typename P>
 bool CopiesTransposedOperand(int64_t k) {
-#if defined(__x86_64__)
-  static const bool direct_is_faster =
-      std::is_same_v<P, Fp32> && __builtin_cpu_is("intel") && __builtin_cpu_supports("avx512f");
-#else
-  constexpr bool direct_is_faster = false;
-#endif
-  return k >= kTransposeMinColumns && !direct_is_faster;
+  return k >= kTransposeMinColumns && !SgemmTakesTransposedOperands<P>();
 }
 
 // dw (N, K) (+)= g^T @ a for g (M, N) and a (M, K), rows ``ldg`` and ``lda`` elements apart, N being a band of the

@@ -152,9 +152,10 @@ class FusedResidualMlp(ResidualMlp):
         return self.op(x, self.weight1, self.then.gelu.bias, self.then.weight, self.then.out_bias, x)
 
 
-# Rows: under one block; several blocks per thread with a partial last one, as (batch, tokens); widths of PCPVT's
-# first and third stages.
-@pytest.mark.parametrize("rows, dim, hidden", [((5,), 4, 12), ((8, 125), 64, 512), ((530,), 320, 1280)])
+# Rows: under one block; several blocks per thread with a partial last one, as (batch, tokens), enough for the
+# weights' transposed copies (kTransposedWeightMinRows) where the CPU's GEMM is slower on them as they lie; widths of
+# PCPVT's first and third stages.
+@pytest.mark.parametrize("rows, dim, hidden", [((5,), 4, 12), ((8, 130), 64, 512), ((530,), 320, 1280)])
 def test_fused_mlp_with_its_residual_equals_layer_by_layer_and_its_gradients(rows, dim, hidden):
     rng = np.random.default_rng(3)
     shapes = {"weight1": (hidden, dim), "bias1": (hidden,), "weight2": (dim, hidden), "bias2": (dim,)}
@@ -218,9 +219,10 @@ def test_fused_dense_layer_with_its_residual_equals_mindspores_and_its_gradients
 
 # Rows: under one chunk; several chunks, as (batch, tokens); few rows against a long input row (GSA's sub-sampling
 # conv); more rows than the weight gradient transposes at a time for a wide layer (an MLP's first layer), so that it
-# sums blocks.
+# sums blocks. Where the CPU's GEMM multiplies a transposed copy of the weight (from kTransposedWeightMinRows rows, or
+# a weight kTransposedWeightMinRatio times longer than wide), sizes off the copy's 8 x 8 blocks.
 @pytest.mark.parametrize("rows, inputs, out", [((5,), 12, 3), ((8, 125), 256, 64), ((392,), 4096, 64),
-                                               ((2100,), 256, 1024)])
+                                               ((2100,), 256, 1024), ((1030,), 37, 19), ((7,), 100, 3)])
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_fused_fp32_matmul_and_dense_layer_equal_mindspores_and_their_gradients(rows, inputs, out, with_bias):
     rng = np.random.default_rng(5)
