@@ -79,11 +79,13 @@ def test_bf16_matmul_gradients_are_bf16_gemms_of_the_rounded_operands():
 # from 1500 rows, fewer the GEMM function. A layer 256 or more wide in (kTransposeMinColumns) has its weight gradient
 # multiply a transposed copy of the upstream gradient, here of a size off the copy's 8 x 8 blocks.
 @needs_bf16
-@pytest.mark.parametrize("rows, inputs, outputs", [(150, 72, 40), (600, 72, 40), (1500, 72, 40), (150, 300, 37)])
-def test_bf16_dense_layer_adds_its_bias_to_the_bf16_product_and_sums_its_gradient(rows, inputs, outputs):
+@pytest.mark.parametrize("rows, width_in, width_out",
+                         [(150, 72, 40), (600, 72, 40), (1500, 72, 40), (150, 300, 37)])
+def test_bf16_dense_layer_adds_its_bias_to_the_bf16_product_and_sums_its_gradient(rows, width_in, width_out):
     rng = np.random.default_rng(3)
     x, weight, bias, upstream = (rng.standard_normal(shape).astype(np.float32)
-                                 for shape in ((rows, inputs), (outputs, inputs), (outputs,), (rows, outputs)))
+                                 for shape in ((rows, width_in), (width_out, width_in), (width_out,),
+                                               (rows, width_out)))
     inputs = [ms.Tensor(array) for array in (x, weight, bias)]
     y = Product(linear_op("bf16"))(*inputs).asnumpy()
     np.testing.assert_allclose(y, to_bf16(x) @ to_bf16(weight).T + bias, rtol=1e-5, atol=1e-5)
