@@ -1,4 +1,5 @@
 """benchmarks/bench_models.py runs end to end and reports what the README's Performance table and plot show."""
+import ctypes
 import importlib.util
 import json
 import os
@@ -6,6 +7,7 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -94,3 +96,16 @@ def test_bench_sgemm_calls_each_blas_with_the_layout_it_times(monkeypatch, trans
         return bench.onednn_gemm()(transa, not transb, *args)
     with pytest.raises(AssertionError, match="differs from numpy's"):
         bench.gflops(b_flipped, ("square", transa, transb, 64, 64, 64), repeats=1)
+
+
+def test_fma_peak_loop_runs_every_multiply_add(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    seconds, lanes = _benchmark_module("bench_sgemm").fma_loop()
+    assert lanes in (8, 16)
+    for iterations in (1000, 1001):
+        last = ctypes.c_float()
+        assert seconds(iterations, ctypes.byref(last)) > 0
+        expected = np.float32(1.0)
+        for _ in range(iterations):  # one rounding per step, as a fused multiply-add rounds
+            expected = np.float32(float(expected) * float(np.float32(0.999999)) + float(np.float32(1e-7)))
+        assert abs(last.value - expected) < 1e-7  # a step is ~9e-7: every iteration ran
