@@ -29,14 +29,21 @@ STAGES = [(25088, 64, 256), (6272, 128, 512), (1568, 256, 1024), (1568, 320, 128
 
 
 # Twelve independent chains of vector multiply-adds, enough to keep every FMA pipe busy through its latency, at
-# the CPU's widest vector (12 registers: AVX2 has 16, AVX-512 32). The empty asm statement keeps each chain in a
-# register, where the compiler would otherwise keep them in memory.
+# the CPU's widest vector (12 registers: AVX2 has 16, NEON and AVX-512 32). The empty asm statement keeps each
+# chain in a register, where the compiler would otherwise keep them in memory.
 _FMA_LOOP = r"""
 #include <chrono>
 #if defined(__AVX512F__)
 constexpr int kBytes = 64;
-#else
+#elif defined(__x86_64__)
 constexpr int kBytes = 32;
+#else
+constexpr int kBytes = 16;
+#endif
+#if defined(__x86_64__)
+#define IN_REGISTER "+v"
+#else
+#define IN_REGISTER "+w"
 #endif
 typedef float Vec __attribute__((vector_size(kBytes)));
 extern "C" int lanes() { return kBytes / 4; }
@@ -48,8 +55,9 @@ extern "C" double fma_seconds(long iterations, float *last) {
   for (long i = 0; i < iterations; ++i) {
     a0 = a0 * b + c, a1 = a1 * b + c, a2 = a2 * b + c, a3 = a3 * b + c, a4 = a4 * b + c, a5 = a5 * b + c;
     a6 = a6 * b + c, a7 = a7 * b + c, a8 = a8 * b + c, a9 = a9 * b + c, a10 = a10 * b + c, a11 = a11 * b + c;
-    asm volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7), "+v"(a8),
-                 "+v"(a9), "+v"(a10), "+v"(a11));
+    asm volatile("" : IN_REGISTER(a0), IN_REGISTER(a1), IN_REGISTER(a2), IN_REGISTER(a3), IN_REGISTER(a4),
+                 IN_REGISTER(a5), IN_REGISTER(a6), IN_REGISTER(a7), IN_REGISTER(a8), IN_REGISTER(a9),
+                 IN_REGISTER(a10), IN_REGISTER(a11));
   }
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   *last = a11[0];
