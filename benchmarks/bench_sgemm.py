@@ -13,6 +13,7 @@ import ctypes
 import glob
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -167,9 +168,16 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", help="write the rates here")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: at least 1 timed call per GEMM is needed")
+    if shutil.which("g++") is None:
+        parser.error("g++ not found: it builds the multiply-add loop that gives the peak the rates are set against")
     libraries = {"oneDNN": onednn_gemm(), "OpenBLAS": openblas_gemm()}
     if args.mkl:
-        libraries["MKL"] = mkl_gemm(args.mkl)
+        try:
+            libraries["MKL"] = mkl_gemm(args.mkl)
+        except (OSError, AttributeError) as error:
+            parser.error(f"--mkl {args.mkl}: not a loadable MKL runtime with cblas_sgemm ({error})")
     peak = fma_peak_gflops()
     print(cpu_model(), f"- one core, GFLOP/s (% of its {peak:.0f} GFLOP/s multiply-add peak)")
     print("| GEMM | m | n | k | " + " | ".join(libraries) + " |")

@@ -109,3 +109,16 @@ def test_fma_peak_loop_runs_every_multiply_add(monkeypatch):
         for _ in range(iterations):  # one rounding per step, as a fused multiply-add rounds
             expected = np.float32(float(expected) * float(np.float32(0.999999)) + float(np.float32(1e-7)))
         assert abs(last.value - expected) < 1e-7  # a step is ~9e-7: every iteration ran
+
+
+@pytest.mark.parametrize("argv, named", [(["--mkl", "/nonexistent/libmkl_rt.so.3"], "/nonexistent/libmkl_rt.so.3"),
+                                         (["--repeats", "0"], "--repeats 0")])
+def test_bench_sgemm_refuses_bad_options_in_one_line(monkeypatch, capsys, argv, named):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    bench = _benchmark_module("bench_sgemm")
+    monkeypatch.setattr(sys, "argv", ["bench_sgemm.py", *argv])
+    monkeypatch.setattr(bench, "fma_peak_gflops", lambda: pytest.fail("measured despite a bad option"))
+    with pytest.raises(SystemExit) as exited:
+        bench.main()
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exited.value.code == 2 and named in error
