@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from bench_models import TIMM_NAMES, run_isolated
+from bench_models import MIN_IMAGE_SIZE, TIMM_NAMES, at_least, run_isolated
 from mindcv.data import create_dataset, create_loader, create_transforms
 
 RECIPE = dict(interpolation="bicubic", scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), hflip=0.5)
@@ -56,14 +56,14 @@ def images_per_second(root, image_size, batch_size, workers, epochs, transform_o
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=512)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--images", type=at_least(1), default=512)
+    parser.add_argument("--workers", type=at_least(1), default=2)
+    parser.add_argument("--batch-size", type=at_least(1), default=64)
+    parser.add_argument("--image-size", type=at_least(MIN_IMAGE_SIZE), default=224)
+    parser.add_argument("--epochs", type=at_least(1), default=2)
     parser.add_argument("--model", default="svt_small", choices=sorted(TIMM_NAMES),
                         help="model whose training step the pipeline has to feed")
-    parser.add_argument("--model-batch-size", type=int, default=8)
+    parser.add_argument("--model-batch-size", type=at_least(1), default=8)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as root:

@@ -35,7 +35,21 @@ RECIPES = {name: os.path.join(ROOT, "configs", "twins", f"{name.split('_')[0]}_{
            for name in TIMM_NAMES}
 DTYPES = ("fp32", "bf16")
 MATMUL_SIZE = 4096
+MIN_IMAGE_SIZE = 32  # the models' total stride: a smaller image leaves no token
 MEASUREMENT_KEYS = ("model", "task", "impl", "dtype", "batch_size", "image_size")
+
+
+def at_least(minimum):
+    """An argparse type: a whole number of at least ``minimum``, refused in one line naming the value."""
+    def whole_number(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least {minimum}")
+        return value
+    return whole_number
 
 
 def recipe_args(variant):
@@ -377,26 +391,26 @@ def parse_args():
                         choices=["timm", "ours-graph", "ours-pynative", "ours-pynative-loop"],
                         help="ours-pynative trains with train.py --mode 1's step, ours-pynative-loop with a plain "
                              "value_and_grad loop (its inference is ours-pynative's)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for both frameworks")
+    parser.add_argument("--batch-size", type=at_least(1), default=8)
+    parser.add_argument("--image-size", type=at_least(MIN_IMAGE_SIZE), default=224)
+    parser.add_argument("--threads", type=at_least(1), default=os.cpu_count(), help="CPU threads for both frameworks")
     parser.add_argument("--dtypes", nargs="+", default=["fp32"], choices=DTYPES,
                         help="precisions, each for both frameworks (bf16: timm autocast, ours precision='bf16')")
     parser.add_argument("--drop-path-rate", type=float, default=None,
                         help="stochastic depth of both frameworks' models (default: the recipe's)")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=at_least(0), default=2)
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per run")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of every measurement, interleaved")
+    parser.add_argument("--rounds", type=at_least(1), default=2, help="runs of every measurement, interleaved")
     parser.add_argument("--max-other-load", type=float, default=0.15,
                         help="cores that other processes may use during a run before it counts as contended")
     parser.add_argument("--json", default="bench_models.json", help="where to write the results")
     parser.add_argument("--sweep", action="store_true",
                         help="measure along batch size and image size instead of at one point")
-    parser.add_argument("--sweep-batches", nargs="+", type=int, default=[1, 8, 32],
+    parser.add_argument("--sweep-batches", nargs="+", type=at_least(1), default=[1, 8, 32],
                         help="inference batch sizes of --sweep (at --image-size)")
-    parser.add_argument("--sweep-sizes", nargs="+", type=int, default=[224, 384, 512],
+    parser.add_argument("--sweep-sizes", nargs="+", type=at_least(MIN_IMAGE_SIZE), default=[224, 384, 512],
                         help="inference image sizes of --sweep (at --batch-size)")
-    parser.add_argument("--sweep-train-sizes", nargs="+", type=int, default=[224, 384],
+    parser.add_argument("--sweep-train-sizes", nargs="+", type=at_least(MIN_IMAGE_SIZE), default=[224, 384],
                         help="training image sizes of --sweep (at --batch-size)")
     parser.add_argument("--plot", help="PNG of the sweep's throughput and memory (default with --sweep: "
                                        "bench_models_sweep.png)")

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from bench_models import cpu_model, machine_busy_seconds
+from bench_models import at_least, cpu_model, machine_busy_seconds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TRAIN_ARGS = ["-c", "configs/twins/svt_s_demo_cpu.yaml", "--model", "svt_small", "--image_resize", "224",
@@ -55,8 +55,8 @@ def one_round(train_args, data_dir, at_batch, out):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--at-batch", type=int, default=8)
+    parser.add_argument("--rounds", type=at_least(1), default=3)
+    parser.add_argument("--at-batch", type=at_least(1), default=8)
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--json", default=None)
     argv = sys.argv[1:]

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from bench_models import cpu_model
+from bench_models import at_least, cpu_model
 
 ROW_MAJOR, PLAIN, TRANSPOSED = 101, 111, 112
 _INT64, _FLOAT, _POINTER = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
@@ -165,11 +165,9 @@ def gflops(gemm, shape, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mkl", help="path of MKL's libmkl_rt.so (from its wheel); without it MKL is left out")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=at_least(1), default=7)
     parser.add_argument("--json", help="write the rates here")
     args = parser.parse_args()
-    if args.repeats < 1:
-        parser.error(f"--repeats {args.repeats}: at least 1 timed call per GEMM is needed")
     if shutil.which("g++") is None:
         parser.error("g++ not found: it builds the multiply-add loop that gives the peak the rates are set against")
     libraries = {"oneDNN": onednn_gemm(), "OpenBLAS": openblas_gemm()}

@@ -22,7 +22,8 @@ import numpy as np
 import mindspore as ms
 import mindspore.dataset as ds
 
-from bench_models import cpu_model, machine_busy_seconds, own_cpu_seconds, recipe_args
+from bench_models import (MIN_IMAGE_SIZE, TIMM_NAMES, at_least, cpu_model, machine_busy_seconds, own_cpu_seconds,
+                          recipe_args)
 from mindcv.cli import call_with_options
 from mindcv.engine import build_train_step, step_outputs
 from mindcv.models import create_model
@@ -60,12 +61,12 @@ def timed(epoch):
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="svt_small")
+    parser.add_argument("--model", default="svt_small", choices=sorted(TIMM_NAMES))
     parser.add_argument("--device", default="CPU", choices=("CPU", "GPU", "Ascend"))
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--steps", type=int, default=6, help="steps per measured epoch")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=at_least(1), default=8)
+    parser.add_argument("--image-size", type=at_least(MIN_IMAGE_SIZE), default=224)
+    parser.add_argument("--steps", type=at_least(1), default=6, help="steps per measured epoch")
+    parser.add_argument("--rounds", type=at_least(1), default=3)
     parser.add_argument("--max-other-load", type=float, default=0.3)
     parser.add_argument("--json", default="bench_sink.json")
     return parser.parse_args()

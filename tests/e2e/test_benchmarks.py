@@ -111,14 +111,22 @@ def test_fma_peak_loop_runs_every_multiply_add(monkeypatch):
         assert abs(last.value - expected) < 1e-7  # a step is ~9e-7: every iteration ran
 
 
-@pytest.mark.parametrize("argv, named", [(["--mkl", "/nonexistent/libmkl_rt.so.3"], "/nonexistent/libmkl_rt.so.3"),
-                                         (["--repeats", "0"], "--repeats 0")])
-def test_bench_sgemm_refuses_bad_options_in_one_line(monkeypatch, capsys, argv, named):
+@pytest.mark.parametrize("script, argv, named", [
+    ("bench_sgemm", ["--mkl", "/nonexistent/libmkl_rt.so.3"], ["--mkl", "/nonexistent/libmkl_rt.so.3"]),
+    ("bench_sgemm", ["--repeats", "0"], ["--repeats", "'0'", "at least 1"]),
+    ("bench_models", ["--rounds", "0"], ["--rounds", "'0'", "at least 1"]),
+    ("bench_models", ["--sweep", "--sweep-sizes", "224", "16"], ["--sweep-sizes", "'16'", "at least 32"]),
+    ("bench_models", ["--batch-size", "eight"], ["--batch-size", "'eight'", "whole number"]),
+    ("bench_data", ["--workers", "0"], ["--workers", "'0'", "at least 1"]),
+    ("bench_sink", ["--steps", "-2"], ["--steps", "'-2'", "at least 1"]),
+    ("bench_sink", ["--model", "svt_tiny"], ["--model", "'svt_tiny'", "svt_small"]),
+    ("bench_preemption", ["--at-batch", "0"], ["--at-batch", "'0'", "at least 1"]),
+])
+def test_benchmarks_refuse_bad_options_in_one_line(monkeypatch, capsys, script, argv, named):
     monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
-    bench = _benchmark_module("bench_sgemm")
-    monkeypatch.setattr(sys, "argv", ["bench_sgemm.py", *argv])
-    monkeypatch.setattr(bench, "fma_peak_gflops", lambda: pytest.fail("measured despite a bad option"))
+    bench = _benchmark_module(script)
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *argv])
     with pytest.raises(SystemExit) as exited:
-        bench.main()
+        bench.main()  # argparse and the checks after it exit before anything is measured
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert exited.value.code == 2 and named in error
+    assert exited.value.code == 2 and all(piece in error for piece in named)
