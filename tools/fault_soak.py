@@ -191,6 +191,8 @@ def parse_args():
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then train.py's arguments")
     args = parser.parse_args()
     args.train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
+    if args.kills < 1:
+        parser.error(f"--kills {args.kills}: a soak needs at least 1 kill")
     if not args.train_args:
         parser.error("give train.py's arguments after --")
     return args

@@ -37,6 +37,8 @@ def main():
     parser.add_argument("--out", default="data/digits", help="output folder")
     parser.add_argument("--size", type=int, default=32, help="image side in pixels (>= 32 for Twins)")
     args = parser.parse_args()
+    if args.size < 32:
+        parser.error(f"--size {args.size}: Twins needs images of at least 32 pixels a side")
     counts = write_digits(args.out, args.size)
     print(f"Wrote {counts['train']} training and {counts['val']} validation images to {args.out}")
 

@@ -168,6 +168,8 @@ def main(argv=None):
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="parent of the temporary checkpoint folder")
     parser.add_argument("--legacy", action="store_true", help="also measure the pre-manifest algorithm")
     cli = parser.parse_args(argv)
+    if cli.count < 1:
+        parser.error(f"--count {cli.count}: at least 1 checkpoint is needed to time a resume")
     free = shutil.disk_usage(cli.dir).free
     if free < cli.count * BYTES_PER_CHECKPOINT * 1.2:
         sys.exit(f"{cli.dir} has {free / 2 ** 30:.1f} GiB free; {cli.count} checkpoints need about "

@@ -50,3 +50,15 @@ def test_compare_precision_reports_the_agreement_of_bf16_with_fp32(shapes_datase
     report = json.loads((tmp_path / "precision.json").read_text())
     assert report["images"] == 12 and f"top-1 agrees on {report['top1_agreement']:.2f} %" in result.stdout
     assert 0 < report["max_abs_logit_difference"] < 0.02 * report["max_abs_logit"]
+
+
+@pytest.mark.parametrize("script, argv, named", [
+    ("tools/make_digits_imagefolder.py", ["--size", "8", "--out"], "--size 8"),
+    ("tools/resume_startup.py", ["--count", "0", "--dir"], "--count 0"),
+    ("tools/fault_soak.py", ["--kills", "0", "--out"], "--kills 0"),
+])
+def test_tools_refuse_bad_counts_in_one_line(tmp_path, script, argv, named):
+    train_args = ["--", "-c", "configs/twins/svt_s_demo_cpu.yaml"] if "soak" in script else []
+    result = run_script(script, *argv, tmp_path, *train_args, check=False)
+    assert result.returncode == 2 and named in result.stderr.strip().splitlines()[-1]
+    assert os.listdir(tmp_path) == []  # refused before writing anything
