@@ -428,6 +428,7 @@ constexpr int kNoOneDnn = 3;
 // that the block stays in the L2 cache.
 constexpr int64_t kGemmBlockElements = 1 << 17;
 constexpr int64_t kGemmMinRows = 64;
+constexpr int64_t kGemmMinColumns = 64;
 
 // fn(first, count) on consecutive blocks of at most ``block`` rows of [begin, end).
 template <typename Fn>
@@ -634,6 +635,29 @@ void AddBiasAndResidual(const float *bias, const float *residual, int64_t rows, 
 #pragma omp simd
     for (int64_t i = 0; i < rows * n; ++i) y[i] += residual[i];
   }
+}
+
+// The same on columns [first, last) of every row.
+void AddBiasAndResidual(const float *bias, const float *residual, int64_t rows, int64_t n, int64_t first,
+                        int64_t last, float *y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float *row = y + r * n;
+    if (bias != nullptr) {
+#pragma omp simd
+      for (int64_t c = first; c < last; ++c) row[c] += bias[c];
+    }
+    if (residual != nullptr) {
+#pragma omp simd
+      for (int64_t c = first; c < last; ++c) row[c] += residual[r * n + c];
+    }
+  }
+}
+
+// Whether a product on ``rows`` rows splits its N output columns over the pool instead of its rows: where the rows
+// are too few for more than one chunk (the last stage's 49 tokens of an image, the sub-sampled keys), which would
+// leave every core but one idle.
+bool ProductSplitsColumns(int64_t rows, int64_t n) {
+  return rows > 0 && rows < 2 * kGemmMinRows && n >= 2 * kGemmMinColumns && MaxChunks() > 1;
 }
 
 // The part of oneDNN's C API (v3) that the AMX matmul below calls, declared here like the GEMM functions above;
@@ -911,11 +935,22 @@ class DenseWeight {
     if constexpr (P::kConverts) {
       if (amx_ != nullptr) return amx_->Multiply(a, count, packed_.data, y, scratch);
     }
-    const int result = transposed_.empty()
-                           ? P::Gemm()('N', 'T', count, n_, k_, 1.0f, a, k_, plain_.data, k_, 0.0f, y, n_)
-                           : P::Gemm()('N', 'N', count, n_, k_, 1.0f, a, k_, transposed_.data(), n_, 0.0f, y, n_);
+    return MultiplyColumns(a, count, 0, n_, y);
+  }
+
+  // Columns [first, last) of the same product, by the GEMM function, into those columns of y (count, N).
+  int MultiplyColumns(const typename P::Element *a, int64_t count, int64_t first, int64_t last, float *y) const {
+    const int64_t cols = last - first;
+    const int result =
+        transposed_.empty()
+            ? P::Gemm()('N', 'T', count, cols, k_, 1.0f, a, k_, plain_.data + first * k_, k_, 0.0f, y + first, n_)
+            : P::Gemm()('N', 'N', count, cols, k_, 1.0f, a, k_, transposed_.data() + first, n_, 0.0f, y + first,
+                        n_);
     return result == 0 ? 0 : 100 + result;
   }
+
+  // Whether this layer's product on ``rows`` rows splits its columns (ProductSplitsColumns; not the AMX matmul).
+  bool SplitsColumns(int64_t rows) const { return amx_ == nullptr && ProductSplitsColumns(rows, n_); }
 
  private:
   // Whether the fp32 GEMM multiplies a (K, N) copy of the weight, where SgemmTakesTransposedOperands says it is
@@ -935,6 +970,23 @@ class DenseWeight {
   int status_ = 0;
 };
 
+// RowBlockedGemm's product on rows too few to split: all of a made and converted at once, then its output columns
+// split over the pool.
+template <typename P, typename Rows>
+int ColumnSplitGemm(const Rows &rows_of, int64_t m, int64_t k, const DenseWeight<P> &weight, int64_t n,
+                    const float *bias, float *y, const float *residual) {
+  std::vector<float> made(Rows::kWrites ? static_cast<size_t>(m * k) : 0);
+  auto converted = Scratch<P>(m * k);
+  const auto *a = P::Operand(rows_of(0, m, made.data()), m * k, converted.data());
+  std::atomic<int> status{0};
+  ParallelFor(n, kGemmMinColumns, [&](int, int64_t first, int64_t last) {
+    const int result = weight.MultiplyColumns(a, m, first, last, y);
+    if (result != 0) status = result;
+    AddBiasAndResidual(bias, residual, m, n, first, last, y);
+  });
+  return status;
+}
+
 // y (M, N) = a (M, K) @ w (N, K)^T + bias (N) + residual (M, N) in precision P (bias and residual optional), a's rows
 // being made by ``rows_of``. Rows are split over the pool and made, converted, multiplied and given the bias and
 // residual a block at a time, while in the cache; rows that need neither making nor converting are multiplied a
@@ -944,6 +996,7 @@ int RowBlockedGemm(const Rows &rows_of, int64_t m, int64_t k, const float *w, in
                    float *y, const float *residual = nullptr) {
   const DenseWeight<P> weight(w, m, k, n);
   if (weight.status() != 0) return weight.status();
+  if (weight.SplitsColumns(m)) return ColumnSplitGemm(rows_of, m, k, weight, n, bias, y, residual);
   const int64_t block = P::kConverts || Rows::kWrites ? GemmBlockRows(k, n) : m;
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
@@ -961,6 +1014,32 @@ int RowBlockedGemm(const Rows &rows_of, int64_t m, int64_t k, const float *w, in
   return status;
 }
 
+// MlpRows on rows too few to split: fc1 and GELU with the hidden columns split over the pool, then fc2 with its
+// output columns split.
+template <typename P>
+int ColumnSplitMlp(const float *x, int64_t m, int64_t c, const DenseWeight<P> &fc1, const float *b1, int64_t hidden,
+                   const DenseWeight<P> &fc2, const float *b2, int64_t n, const float *residual, float *y) {
+  auto x_converted = Scratch<P>(m * c), h_converted = Scratch<P>(m * hidden);
+  const auto *a = P::Operand(x, m * c, x_converted.data());
+  std::vector<float> h(static_cast<size_t>(m * hidden));
+  std::atomic<int> status{0};
+  ParallelFor(hidden, kGemmMinColumns, [&](int, int64_t first, int64_t last) {
+    const int result = fc1.MultiplyColumns(a, m, first, last, h.data());
+    if (result != 0) status = result;
+    for (int64_t r = 0; r < m; ++r) {
+      float *row = h.data() + r * hidden + first;
+      BiasGeluRow(row, b1 + first, last - first, row);
+    }
+  });
+  const auto *g = P::Operand(h.data(), m * hidden, h_converted.data());
+  ParallelFor(n, kGemmMinColumns, [&](int, int64_t first, int64_t last) {
+    const int result = fc2.MultiplyColumns(g, m, first, last, y);
+    if (result != 0) status = result;
+    AddBiasAndResidual(b2, residual, m, n, first, last, y);
+  });
+  return status;
+}
+
 // y (M, N) = gelu(x @ w1^T + b1) @ w2^T + b2 + residual of x (M, C), w1 (H, C), b1 (H), w2 (N, H), b2 (N),
 // residual (M, N) in precision P: a whole MLP and the residual connection after it a block of rows at a time, so that
 // its (M, H) hidden activations, the largest tensor of the model, never leave the cache.
@@ -969,6 +1048,9 @@ int MlpRows(const float *x, int64_t m, int64_t c, const float *w1, const float *
             const float *b2, int64_t n, const float *residual, float *y) {
   const DenseWeight<P> fc1(w1, m, c, hidden), fc2(w2, m, hidden, n);
   if (fc1.status() != 0 || fc2.status() != 0) return fc1.status() ? fc1.status() : fc2.status();
+  if (fc1.SplitsColumns(m) && fc2.SplitsColumns(m)) {
+    return ColumnSplitMlp(x, m, c, fc1, b1, hidden, fc2, b2, n, residual, y);
+  }
   const int64_t block = GemmBlockRows(hidden, n);
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {

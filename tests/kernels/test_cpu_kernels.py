@@ -117,8 +117,10 @@ def test_fused_bias_gelu_equals_erf_gelu_and_its_gradients():
 
 
 # Rows: under one block; several blocks per thread with a partial last one (over kWholeGeluElements activations),
-# as (batch, tokens); hidden widths of Twins' stages, the activations made whole (under it).
-@pytest.mark.parametrize("rows, hidden, out", [((5,), 12, 3), ((4, 1125), 256, 64), ((530,), 1280, 320)])
+# as (batch, tokens); hidden widths of Twins' stages, the activations made whole (under it); too few rows to split,
+# so the output columns split (ProductSplitsColumns), at a width off the vector lanes.
+@pytest.mark.parametrize("rows, hidden, out", [((5,), 12, 3), ((4, 1125), 256, 64), ((530,), 1280, 320),
+                                               ((49,), 300, 130)])
 def test_fused_gelu_linear_equals_gelu_then_matmul_and_its_gradients(rows, hidden, out):
     rng = np.random.default_rng(2)
     bias = ms.Parameter(ms.Tensor(rng.standard_normal(hidden).astype(np.float32)), name="bias")
@@ -154,8 +156,10 @@ class FusedResidualMlp(ResidualMlp):
 
 # Rows: under one block; several blocks per thread with a partial last one, as (batch, tokens), enough for the
 # weights' transposed copies (kTransposedWeightMinRows) where the CPU's GEMM is slower on them as they lie; widths of
-# PCPVT's first and third stages.
-@pytest.mark.parametrize("rows, dim, hidden", [((5,), 4, 12), ((8, 130), 64, 512), ((530,), 320, 1280)])
+# PCPVT's first and third stages; one image's last-stage tokens, too few to split, so the hidden and output columns
+# split instead.
+@pytest.mark.parametrize("rows, dim, hidden", [((5,), 4, 12), ((8, 130), 64, 512), ((530,), 320, 1280),
+                                               ((1, 49), 136, 520)])
 def test_fused_mlp_with_its_residual_equals_layer_by_layer_and_its_gradients(rows, dim, hidden):
     rng = np.random.default_rng(3)
     shapes = {"weight1": (hidden, dim), "bias1": (hidden,), "weight2": (dim, hidden), "bias2": (dim,)}
@@ -205,7 +209,8 @@ class FusedResidualDense(MindSporeDense):
         return self.op(x, self.weight, self.bias, x)
 
 
-@pytest.mark.parametrize("rows, width", [((5,), 12), ((8, 125), 256)])  # (batch, tokens) rows as the models pass
+# (batch, tokens) rows as the models pass; too few rows to split, so the columns split
+@pytest.mark.parametrize("rows, width", [((5,), 12), ((8, 125), 256), ((1, 49), 200)])
 def test_fused_dense_layer_with_its_residual_equals_mindspores_and_its_gradients(rows, width):
     rng = np.random.default_rng(6)
     weight = ms.Parameter(ms.Tensor((rng.standard_normal((width, width)) / width ** 0.5).astype(np.float32)),
@@ -220,9 +225,11 @@ def test_fused_dense_layer_with_its_residual_equals_mindspores_and_its_gradients
 # Rows: under one chunk; several chunks, as (batch, tokens); few rows against a long input row (GSA's sub-sampling
 # conv); more rows than the weight gradient transposes at a time for a wide layer (an MLP's first layer), so that it
 # sums blocks. Where the CPU's GEMM multiplies a transposed copy of the weight (from kTransposedWeightMinRows rows, or
-# a weight kTransposedWeightMinRatio times longer than wide), sizes off the copy's 8 x 8 blocks.
+# a weight kTransposedWeightMinRatio times longer than wide), sizes off the copy's 8 x 8 blocks. Too few rows to
+# split, the output columns split: wide (off the vector lanes), and a weight copied transposed.
 @pytest.mark.parametrize("rows, inputs, out", [((5,), 12, 3), ((8, 125), 256, 64), ((392,), 4096, 64),
-                                               ((2100,), 256, 1024), ((1030,), 37, 19), ((7,), 100, 3)])
+                                               ((2100,), 256, 1024), ((1030,), 37, 19), ((7,), 100, 3),
+                                               ((49,), 512, 300), ((49,), 2048, 130)])
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_fused_fp32_matmul_and_dense_layer_equal_mindspores_and_their_gradients(rows, inputs, out, with_bias):
     rng = np.random.default_rng(5)
@@ -264,9 +271,9 @@ def patch_conv_parameters(rng, channels, out, patch):
 
 
 # Grids with rows and columns beyond the last whole patch (dropped, zero gradient), PCPVT's stem and its GSA's
-# sub-sampling at stride 8.
+# sub-sampling at stride 8; one image's 49 patches, too few to split, so the output columns split.
 @pytest.mark.parametrize("shape, patch, out", [((2, 9, 10, 5), 2, 7), ((2, 56, 56, 3), 4, 64),
-                                               ((1, 16, 24, 64), 8, 64)])
+                                               ((1, 16, 24, 64), 8, 64), ((1, 14, 14, 32), 2, 144)])
 def test_fused_patch_conv_equals_strided_conv_and_its_gradients(shape, patch, out):
     rng = np.random.default_rng(8)
     weight, bias = patch_conv_parameters(rng, shape[-1], out, patch)

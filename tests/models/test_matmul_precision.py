@@ -77,10 +77,11 @@ def test_bf16_matmul_gradients_are_bf16_gemms_of_the_rounded_operands():
 
 # On AMX CPUs oneDNN's matmul primitive multiplies 600 rows, fewer its GEMM function, and it takes the gradients
 # from 1500 rows, fewer the GEMM function. A layer 256 or more wide in (kTransposeMinColumns) has its weight gradient
-# multiply a transposed copy of the upstream gradient, here of a size off the copy's 8 x 8 blocks.
+# multiply a transposed copy of the upstream gradient, here of a size off the copy's 8 x 8 blocks. Too few rows to
+# split, the output columns split.
 @needs_bf16
 @pytest.mark.parametrize("rows, width_in, width_out",
-                         [(150, 72, 40), (600, 72, 40), (1500, 72, 40), (150, 300, 37)])
+                         [(150, 72, 40), (600, 72, 40), (1500, 72, 40), (150, 300, 37), (49, 72, 200)])
 def test_bf16_dense_layer_adds_its_bias_to_the_bf16_product_and_sums_its_gradient(rows, width_in, width_out):
     rng = np.random.default_rng(3)
     x, weight, bias, upstream = (rng.standard_normal(shape).astype(np.float32)
