@@ -35,7 +35,9 @@ RECIPES = {name: os.path.join(ROOT, "configs", "twins", f"{name.split('_')[0]}_{
            for name in TIMM_NAMES}
 DTYPES = ("fp32", "bf16")
 MATMUL_SIZE = 4096
-MIN_IMAGE_SIZE = 32  # the models' total stride: a smaller image leaves no token
+# The models' total stride: a smaller image leaves no token. mindcv.deploy has the same constant, not imported
+# here: timm's worker processes load this module and must not load MindSpore.
+MIN_IMAGE_SIZE = 32
 MEASUREMENT_KEYS = ("model", "task", "impl", "dtype", "batch_size", "image_size")
 
 

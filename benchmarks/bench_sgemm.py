@@ -2,7 +2,8 @@
 call: oneDNN's ``dnnl_sgemm`` (the libdnnl.so.3 MindSpore ships, which the fused kernels use), numpy's bundled
 OpenBLAS and, given ``--mkl``, MKL's ``cblas_sgemm`` (the BLAS PyTorch uses). The fused kernels run one GEMM per
 core, so one core's rate is what decides between them. Each rate is also given against the core's peak: a loop of
-independent vector multiply-adds in registers, compiled with g++ for this CPU, which no GEMM can beat.
+independent vector multiply-adds in registers, compiled for this CPU by the compiler that builds the fused
+kernels, which no GEMM can beat.
 
     python benchmarks/bench_sgemm.py [--mkl /path/to/libmkl_rt.so.3] [--json out.json]
 
@@ -13,7 +14,6 @@ import ctypes
 import glob
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from bench_models import at_least, cpu_model
+from mindcv.kernels.build import cxx_compiler
 
 ROW_MAJOR, PLAIN, TRANSPOSED = 101, 111, 112
 _INT64, _FLOAT, _POINTER = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
@@ -74,7 +75,7 @@ def fma_loop():
         source, library = os.path.join(build, "fma.cc"), os.path.join(build, "fma.so")
         with open(source, "w") as out:
             out.write(_FMA_LOOP)
-        subprocess.run(["g++", "-O3", "-march=native", "-ffp-contract=fast", "-shared", "-fPIC", source, "-o",
+        subprocess.run([cxx_compiler(), "-O3", "-march=native", "-ffp-contract=fast", "-shared", "-fPIC", source, "-o",
                         library], check=True)
         loop = ctypes.CDLL(library)
     loop.fma_seconds.restype = ctypes.c_double
@@ -168,15 +169,19 @@ def main():
     parser.add_argument("--repeats", type=at_least(1), default=7)
     parser.add_argument("--json", help="write the rates here")
     args = parser.parse_args()
-    if shutil.which("g++") is None:
-        parser.error("g++ not found: it builds the multiply-add loop that gives the peak the rates are set against")
+    if cxx_compiler() is None:
+        parser.error("no C++ compiler (install g++ or set CXX): it builds the multiply-add loop that gives the peak "
+                     "the rates are set against")
     libraries = {"oneDNN": onednn_gemm(), "OpenBLAS": openblas_gemm()}
     if args.mkl:
         try:
             libraries["MKL"] = mkl_gemm(args.mkl)
         except (OSError, AttributeError) as error:
             parser.error(f"--mkl {args.mkl}: not a loadable MKL runtime with cblas_sgemm ({error})")
-    peak = fma_peak_gflops()
+    try:
+        peak = fma_peak_gflops()
+    except (OSError, subprocess.CalledProcessError) as error:
+        parser.error(f"{cxx_compiler()} did not build the multiply-add loop that gives the peak: {error}")
     print(cpu_model(), f"- one core, GFLOP/s (% of its {peak:.0f} GFLOP/s multiply-add peak)")
     print("| GEMM | m | n | k | " + " | ".join(libraries) + " |")
     print("|---|---:|---:|---:|" + "---:|" * len(libraries))

@@ -101,6 +101,11 @@ def _library_file(level):
     return os.path.join(cache, f"twins_cpu_{level}_{key[:16]}.so")
 
 
+def cxx_compiler():
+    """The C++ compiler to build with: $CXX, else g++, else c++; None where there is none."""
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+
+
 def build_library(level=None):
     """Path of the kernel library for ``level`` (default: this CPU's), compiled into the cache unless it is there.
     Raises RuntimeError or OSError when it cannot be built."""
@@ -109,7 +114,7 @@ def build_library(level=None):
         raise UnknownNameError("instruction-set level", level, isa_levels())
     target = _library_file(level)
     if not os.path.exists(target):
-        compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+        compiler = cxx_compiler()
         if compiler is None:
             raise RuntimeError("no C++ compiler found (install g++ or set CXX)")
         _compile(compiler, level, target)

@@ -130,3 +130,13 @@ def test_benchmarks_refuse_bad_options_in_one_line(monkeypatch, capsys, script, 
         bench.main()  # argparse and the checks after it exit before anything is measured
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert exited.value.code == 2 and all(piece in error for piece in named)
+
+
+def test_bench_sgemm_names_a_compiler_that_does_not_build_the_peak_loop(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    bench = _benchmark_module("bench_sgemm")
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    monkeypatch.setattr(sys, "argv", ["bench_sgemm.py"])
+    with pytest.raises(SystemExit) as exited:
+        bench.main()
+    assert exited.value.code == 2 and "/nonexistent/c++" in capsys.readouterr().err.strip().splitlines()[-1]
