@@ -535,11 +535,12 @@ void Transpose8x8(const uint16_t *src, int64_t ld_src, uint16_t *dst, int64_t ld
 }
 #endif
 
-// dst (cols, rows) = src (rows, cols), src's rows ``ld`` elements apart; a tile at a time, so that both stay in the
-// cache, and 8 x 8 blocks in registers where the CPU has the instructions (fp32: AVX2, 6-10x the element-wise copy on
-// the EPYC, family 25 model 17).
+// dst (cols, rows) = src (rows, cols), src's rows ``ld`` elements apart and dst's ``ld_dst`` (default: rows); a tile
+// at a time, so that both stay in the cache, and 8 x 8 blocks in registers where the CPU has the instructions (fp32:
+// AVX2, 6-10x the element-wise copy on the EPYC, family 25 model 17).
 template <typename T>
-void Transpose(const T *src, int64_t rows, int64_t cols, int64_t ld, T *dst) {
+void Transpose(const T *src, int64_t rows, int64_t cols, int64_t ld, T *dst, int64_t ld_dst = 0) {
+  if (ld_dst == 0) ld_dst = rows;
   constexpr int64_t kTile = 32;
 #if defined(__x86_64__)
   static const bool avx2 = std::is_same_v<T, float> && __builtin_cpu_supports("avx2");
@@ -553,28 +554,56 @@ void Transpose(const T *src, int64_t rows, int64_t cols, int64_t ld, T *dst) {
         r8 = r0 + (r1 - r0) / 8 * 8;
         c8 = c0 + (c1 - c0) / 8 * 8;
         for (int64_t r = r0; r < r8; r += 8)
-          for (int64_t c = c0; c < c8; c += 8) Transpose8x8(src + r * ld + c, ld, dst + c * rows + r, rows);
+          for (int64_t c = c0; c < c8; c += 8) Transpose8x8(src + r * ld + c, ld, dst + c * ld_dst + r, ld_dst);
       }
 #endif
       // What the 8 x 8 blocks left: the tile's last columns, then the last rows of its other columns.
       for (int64_t c = c8; c < c1; ++c)
-        for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * ld + c];
+        for (int64_t r = r0; r < r1; ++r) dst[c * ld_dst + r] = src[r * ld + c];
       for (int64_t c = c0; c < c8; ++c)
-        for (int64_t r = r8; r < r1; ++r) dst[c * rows + r] = src[r * ld + c];
+        for (int64_t r = r8; r < r1; ++r) dst[c * ld_dst + r] = src[r * ld + c];
     }
   }
 }
 
-// The (cols, rows) transpose of src (rows, cols), in parallel by bands of its columns.
+// The (cols, rows) transpose of src (rows, cols), its rows ``ld_dst`` elements apart (default: rows; the elements
+// between zero), in parallel by bands of its columns.
 template <typename T>
-std::vector<T> TransposedParallel(const T *src, int64_t rows, int64_t cols) {
-  std::vector<T> out(static_cast<size_t>(rows * cols));
+std::vector<T> TransposedParallel(const T *src, int64_t rows, int64_t cols, int64_t ld_dst = 0) {
+  if (ld_dst == 0) ld_dst = rows;
+  std::vector<T> out(static_cast<size_t>(ld_dst * cols));
   T *dst = out.data();
   ParallelFor(cols, 32, [=](int, int64_t begin, int64_t end) {
-    Transpose(src + begin, rows, end - begin, cols, dst + begin * rows);
+    Transpose(src + begin, rows, end - begin, cols, dst + begin * ld_dst, ld_dst);
   });
   return out;
 }
+
+// The row length (in floats) to lay out a GEMM's fp32 right operand of ``columns`` columns with: rows a multiple of
+// 2 KB apart fall into few sets of the L1 cache as the GEMM reads down them, so such rows get 64 bytes more. On 2
+// threads of the Zen 4 EPYC (family 25 model 17), oneDNN's sgemm multiplied right operands 1024 wide at 175-213
+// GFLOP/s against 218-224 with the longer rows (K 128 and 256, 256-1000 rows a call; an input gradient by a (256,
+// 1024) weight 174 against 218), and 2048 wide 182 against 230; limited to its AVX2 code, 512 wide 140-162 against
+// 222-225, 2048 wide 73 against 220. Other widths ran level either way.
+int64_t UnaliasedRowLength(int64_t columns) { return columns % 512 == 0 ? columns + 16 : columns; }
+
+// A GEMM's right operand: ``rows`` rows of ``columns`` elements, ``ld`` apart at ``src``, as it is, or in fp32 copied
+// with rows UnaliasedRowLength apart where ``ld`` is one that UnaliasedRowLength lengthens. The copy runs on the
+// calling thread, which may be one of the pool's.
+template <typename T>
+struct RightOperand {
+  std::vector<T> copy;
+  const T *data;
+  int64_t ld;
+
+  RightOperand(const T *src, int64_t rows, int64_t columns, int64_t src_ld) : data(src), ld(src_ld) {
+    if (!std::is_same_v<T, float> || UnaliasedRowLength(src_ld) == src_ld) return;
+    ld = UnaliasedRowLength(columns);
+    copy.resize(static_cast<size_t>(rows * ld));
+    for (int64_t r = 0; r < rows; ++r) std::copy(src + r * src_ld, src + r * src_ld + columns, copy.data() + r * ld);
+    data = copy.data();
+  }
+};
 
 // Room for ``n`` elements of precision P's converted operands; none where P multiplies fp32 as it is.
 template <typename P>
@@ -923,7 +952,8 @@ class DenseWeight {
     } else if (P::Gemm() == nullptr) {
       status_ = kNoOneDnn;
     } else if (MultipliesTransposedCopy(rows, k, n)) {
-      transposed_ = TransposedParallel(plain_.data, n, k);
+      transposed_ld_ = UnaliasedRowLength(n);
+      transposed_ = TransposedParallel(plain_.data, n, k, transposed_ld_);
     }
   }
 
@@ -944,8 +974,8 @@ class DenseWeight {
     const int result =
         transposed_.empty()
             ? P::Gemm()('N', 'T', count, cols, k_, 1.0f, a, k_, plain_.data + first * k_, k_, 0.0f, y + first, n_)
-            : P::Gemm()('N', 'N', count, cols, k_, 1.0f, a, k_, transposed_.data() + first, n_, 0.0f, y + first,
-                        n_);
+            : P::Gemm()('N', 'N', count, cols, k_, 1.0f, a, k_, transposed_.data() + first, transposed_ld_, 0.0f,
+                        y + first, n_);
     return result == 0 ? 0 : 100 + result;
   }
 
@@ -955,11 +985,12 @@ class DenseWeight {
  private:
   // Whether the fp32 GEMM multiplies a (K, N) copy of the weight, where SgemmTakesTransposedOperands says it is
   // slower on the weight as it lies: for kTransposedWeightMinRows rows or more, or a weight at least
-  // kTransposedWeightMinRatio times longer (K) than wide (N), whose product is slowest. On fewer rows of a wide
-  // layer, copying cost more than it saved (392 rows by 512 x 1536: 0.95x, Zen 4 EPYC, 2 threads).
+  // kTransposedWeightMinRatio times longer (K) than wide (N), whose product is slowest, or whose rows K long
+  // UnaliasedRowLength would lengthen (392 rows by 2048 x 512: 3.64 against 4.32 ms). On fewer rows of a wide layer,
+  // copying cost more than it saved otherwise (392 rows by 512 x 1536: 0.95x, Zen 4 EPYC, 2 threads).
   static bool MultipliesTransposedCopy(int64_t rows, int64_t k, int64_t n) {
     return std::is_same_v<P, Fp32> && !SgemmTakesTransposedOperands<P>() &&
-           (rows >= kTransposedWeightMinRows || k >= kTransposedWeightMinRatio * n);
+           (rows >= kTransposedWeightMinRows || k >= kTransposedWeightMinRatio * n || UnaliasedRowLength(k) != k);
   }
 
   int64_t k_, n_;
@@ -967,6 +998,7 @@ class DenseWeight {
   AlignedBytes packed_;
   WholeOperand<P> plain_;
   std::vector<typename P::Element> transposed_;
+  int64_t transposed_ld_ = 0;
   int status_ = 0;
 };
 
@@ -1165,13 +1197,17 @@ bool CopiesTransposedOperand(int64_t k) {
 template <typename P>
 int WeightGradient(const typename P::Element *g, int64_t ldg, const typename P::Element *a, int64_t lda, int64_t m,
                    int64_t n, int64_t k, float beta, float *dw) {
-  if (!CopiesTransposedOperand<P>(k)) return P::Gemm()('T', 'N', n, k, m, 1.0f, g, ldg, a, lda, beta, dw, k);
+  if (!CopiesTransposedOperand<P>(k)) {
+    const RightOperand<typename P::Element> right(a, m, k, lda);
+    return P::Gemm()('T', 'N', n, k, m, 1.0f, g, ldg, right.data, right.ld, beta, dw, k);
+  }
   const int64_t block = std::max(kGemmMinRows, kTransposedElements / n);
   std::vector<typename P::Element> g_t(static_cast<size_t>(n * std::min(block, m)));
   int status = 0;
   ForRowBlocks(0, m, block, [&](int64_t first, int64_t count) {
     Transpose(g + first * ldg, count, n, ldg, g_t.data());
-    const int result = P::Gemm()('N', 'N', n, k, count, 1.0f, g_t.data(), count, a + first * lda, lda,
+    const RightOperand<typename P::Element> right(a + first * lda, count, k, lda);
+    const int result = P::Gemm()('N', 'N', n, k, count, 1.0f, g_t.data(), count, right.data, right.ld,
                                  first == 0 ? beta : 1.0f, dw, k);
     if (result != 0) status = result;
   });
@@ -1254,9 +1290,10 @@ int LinearGradients(const float *dy_data, const float *x_data, const float *w_da
     }
   }
   const WholeOperand<P> dy(dy_data, m * n), x(x_data, m * k), w(w_data, n * k);
+  const RightOperand<typename P::Element> right(w.data, n, k, k);
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
-    const int result = gemm('N', 'N', end - begin, k, n, 1.0f, dy.data + begin * n, n, w.data, k, 0.0f,
+    const int result = gemm('N', 'N', end - begin, k, n, 1.0f, dy.data + begin * n, n, right.data, right.ld, 0.0f,
                             dx + begin * k, k);
     if (result != 0) status = 100 + result;
   });
@@ -1281,10 +1318,11 @@ int WholeGeluLinearGradients(const float *dy_data, const float *h, const float *
     BiasGeluSlopeRows(h + begin * k, bias, end - begin, k, act.data() + begin * k, slope.data() + begin * k);
   });
   const WholeOperand<P> dy(dy_data, m * n), a(act.data(), m * k), weight(w, n * k);
+  const RightOperand<typename P::Element> right(weight.data, n, k, k);
   std::atomic<int> status{BandedWeightGradient<P>(dy.data, a.data, m, n, k, dw)};
   std::vector<float> dbias_partial(static_cast<size_t>(MaxChunks()) * k, 0.0f);
   const int chunks = ParallelFor(m, kGemmMinRows, [&](int chunk, int64_t begin, int64_t end) {
-    const int result = gemm('N', 'N', end - begin, k, n, 1.0f, dy.data + begin * n, n, weight.data, k, 0.0f,
+    const int result = gemm('N', 'N', end - begin, k, n, 1.0f, dy.data + begin * n, n, right.data, right.ld, 0.0f,
                             dh + begin * k, k);
     if (result != 0) status = 100 + result;
     float *dbias_sum = dbias_partial.data() + static_cast<size_t>(chunk) * k;
@@ -1308,6 +1346,7 @@ int GeluLinearGradients(const float *dy, const float *h, const float *bias, cons
     return WholeGeluLinearGradients<P>(dy, h, bias, w, m, n, k, dh, dbias, dw);
   }
   const WholeOperand<P> weight(w, n * k);
+  const RightOperand<typename P::Element> right(weight.data, n, k, k);
   const int64_t block = GemmBlockRows(k, n);
   std::vector<float> dw_partial(static_cast<size_t>(MaxChunks()) * n * k, 0.0f);
   std::vector<float> dbias_partial(static_cast<size_t>(MaxChunks()) * k, 0.0f);
@@ -1323,7 +1362,8 @@ int GeluLinearGradients(const float *dy, const float *h, const float *bias, cons
       const auto *a = P::Operand(act.data(), count * k, act_converted.data());
       const auto *g = P::Operand(dy + first * n, count * n, dy_converted.data());
       int result = WeightGradient<P>(g, n, a, k, count, n, k, 1.0f, dw_sum);
-      result = result ? result : gemm('N', 'N', count, k, n, 1.0f, g, n, weight.data, k, 0.0f, dh + first * k, k);
+      result = result ? result : gemm('N', 'N', count, k, n, 1.0f, g, n, right.data, right.ld, 0.0f, dh + first * k,
+                                      k);
       if (result != 0) status = 100 + result;
       for (int64_t r = 0; r < count; ++r) {
         SlopeGradRow(slope.data() + r * k, dh + (first + r) * k, k, dh + (first + r) * k, dbias_sum);
