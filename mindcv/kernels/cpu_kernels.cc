@@ -1197,10 +1197,7 @@ bool CopiesTransposedOperand(int64_t k) {
 template <typename P>
 int WeightGradient(const typename P::Element *g, int64_t ldg, const typename P::Element *a, int64_t lda, int64_t m,
                    int64_t n, int64_t k, float beta, float *dw) {
-  if (!CopiesTransposedOperand<P>(k)) {
-    const RightOperand<typename P::Element> right(a, m, k, lda);
-    return P::Gemm()('T', 'N', n, k, m, 1.0f, g, ldg, right.data, right.ld, beta, dw, k);
-  }
+  if (!CopiesTransposedOperand<P>(k)) return P::Gemm()('T', 'N', n, k, m, 1.0f, g, ldg, a, lda, beta, dw, k);
   const int64_t block = std::max(kGemmMinRows, kTransposedElements / n);
   std::vector<typename P::Element> g_t(static_cast<size_t>(n * std::min(block, m)));
   int status = 0;
