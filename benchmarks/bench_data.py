@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from bench_models import MIN_IMAGE_SIZE, TIMM_NAMES, at_least, run_isolated
+from bench_models import MIN_IMAGE_SIZE, TIMM_NAMES, at_least, run_in_turns
 from mindcv.data import create_dataset, create_loader, create_transforms
 
 RECIPE = dict(interpolation="bicubic", scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), hflip=0.5)
@@ -76,8 +76,11 @@ def main():
             rate = images_per_second(root, args.image_size, args.batch_size, args.workers, args.epochs,
                                      transform_options, loader_options)
             print(f"| {name:<42} | {rate:8.1f} |")
-    step = run_isolated(dict(impl="ours-graph", task="training", model=args.model, batch_size=args.model_batch_size,
-                             image_size=args.image_size, threads=os.cpu_count(), dtype="fp32", warmup=2, repeats=5))
+    step = run_in_turns([dict(impl="ours-graph", task="training", model=args.model, batch_size=args.model_batch_size,
+                              image_size=args.image_size, threads=os.cpu_count(), dtype="fp32",
+                              drop_path_rate=None, warmup=2, repeats=5)])[0]
+    if "error" in step:
+        raise RuntimeError(f"{args.model}'s training step failed: {step['error']}")
     model_rate = args.model_batch_size / np.median(step["times_s"])
     verdict = "not the bottleneck" if rate > model_rate else "THE BOTTLENECK"
     print(f"\n{args.model} training step (GRAPH, fp32, batch {args.model_batch_size}): {model_rate:.1f} img/s; "

@@ -1,9 +1,11 @@
 """Twins throughput and memory, ours (MindSpore GRAPH and PYNATIVE) against timm (PyTorch), on this machine.
 
-Every measurement runs in its own process, one at a time, so that peak resident memory is per process and
-the runs do not compete for cores. The CPU time that other processes take during each run is measured from
-/proc/stat; a run where they took more than ``--max-other-load`` cores is reported as contended and the
-whole benchmark exits 1. Usage (needs ``pip install -r benchmarks/requirements.txt``):
+Every measurement runs in its own process, so that peak resident memory is per process. The processes of one
+point (model, task, batch size, image size: every implementation and precision) are started and warmed up one
+after another, then take turns, one untimed and one timed step each, so that a slow spell of the VM (they last
+seconds) falls on all of them alike, while only one runs at a time. The CPU time that other processes take during each step is
+measured from /proc/stat; a measurement where they took more than ``--max-other-load`` cores is reported as
+contended and the whole benchmark exits 1. Usage (needs ``pip install -r benchmarks/requirements.txt``):
 
     python benchmarks/bench_models.py [--models svt_small pcpvt_small] [--batch-size 8] [--image-size 224]
                                       [--threads N] [--dtypes fp32 bf16] [--repeats 7] [--json bench_models.json]
@@ -26,6 +28,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,6 +42,8 @@ MATMUL_SIZE = 4096
 # here: timm's worker processes load this module and must not load MindSpore.
 MIN_IMAGE_SIZE = 32
 MEASUREMENT_KEYS = ("model", "task", "impl", "dtype", "batch_size", "image_size")
+# Marks the worker's lines of the turn-taking protocol among whatever else the libraries print.
+REPLY = "BENCH "
 
 
 def at_least(minimum):
@@ -67,23 +72,24 @@ def drop_path_rate(spec, recipe):
     return recipe.drop_path_rate if spec["drop_path_rate"] is None else spec["drop_path_rate"]
 
 
-def time_calls(call, warmup, repeats):
-    """Seconds of the first call, per-call seconds of the timed repeats, and the cores that other processes
-    used during the timed repeats (all CPU time on the machine minus this process's)."""
-    start = time.perf_counter()
+def fastest_call(call, repeats):
+    """Seconds of the fastest of ``repeats`` calls, after one untimed call."""
     call()
-    first = time.perf_counter() - start
-    for _ in range(warmup):
-        call()
     times = []
-    machine_before, own_before, start_all = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
     for _ in range(repeats):
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def timed_step(call):
+    """Seconds of one call and the CPU seconds that other processes used meanwhile."""
+    machine_before, own_before, start = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+    call()
+    elapsed = time.perf_counter() - start
     others = (machine_busy_seconds() - machine_before) - (own_cpu_seconds() - own_before)
-    return {"first_call_s": first, "times_s": times,
-            "other_load_cores": max(others, 0.0) / (time.perf_counter() - start_all)}
+    return {"time_s": elapsed, "other_cpu_s": max(others, 0.0)}
 
 
 def cpu_model():
@@ -114,7 +120,8 @@ def own_cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def measure_ours(spec):
+def prepare_ours(spec):
+    """One step of ours as ``spec`` asks, and the precision that this CPU runs it in."""
     import numpy as np
 
     import mindspore as ms
@@ -149,7 +156,7 @@ def measure_ours(spec):
 
         def call():
             step(images, labels)[0].asnumpy()
-    return dict(time_calls(call, spec["warmup"], spec["repeats"]), precision=ran)
+    return call, ran
 
 
 def plain_training_loop(model, args, images, labels):
@@ -174,7 +181,8 @@ def plain_training_loop(model, args, images, labels):
     return call
 
 
-def measure_timm(spec):
+def prepare_timm(spec):
+    """One step of timm as ``spec`` asks, and its precision."""
     import timm
     import torch
 
@@ -209,7 +217,7 @@ def measure_timm(spec):
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_value)
             optimizer.step()
             loss.item()
-    return time_calls(call, spec["warmup"], spec["repeats"])
+    return call, spec["dtype"]
 
 
 def measure_mindspore_matmul(spec):
@@ -242,8 +250,7 @@ def measure_mindspore_matmul(spec):
     measured = {}
     for dtype, op in ops_by_dtype.items():
         net = MatMul(op)
-        times = time_calls(lambda net=net: net(a, a).asnumpy(), 1, 5)["times_s"]
-        measured[dtype] = 2 * n ** 3 / min(times) / 1e9
+        measured[dtype] = 2 * n ** 3 / fastest_call(lambda net=net: net(a, a).asnumpy(), 5) / 1e9
     return measured
 
 
@@ -259,8 +266,8 @@ def measure_machine(spec):
     measured = {}
     for dtype in (torch.float32, torch.bfloat16) if "bf16" in spec["dtypes"] else (torch.float32,):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        times = time_calls(lambda a=a, b=b: torch.mm(a, b), 1, 5)["times_s"]
-        measured[f"torch_{str(dtype).replace('torch.', '')}"] = 2 * n ** 3 / min(times) / 1e9
+        seconds = fastest_call(lambda a=a, b=b: torch.mm(a, b), 5)
+        measured[f"torch_{str(dtype).replace('torch.', '')}"] = 2 * n ** 3 / seconds / 1e9
     peaks = {"measured": measured}
     flops = {}
     for variant in spec["models"]:
@@ -273,27 +280,121 @@ def measure_machine(spec):
     return {"peak_gflops": peaks, "forward_flops_per_image": flops}
 
 
+def reply(message):
+    print(REPLY + json.dumps(message), flush=True)
+
+
+def serve(spec):
+    """A measurement's process: builds the step, runs its first call (compile included, timed) and the warm-up,
+    says it is ready, then runs an untimed and a timed step per "step" line read, and on "stop" reports its peak
+    memory."""
+    call, precision = (prepare_timm if spec["impl"] == "timm" else prepare_ours)(spec)
+    start = time.perf_counter()
+    call()
+    first = time.perf_counter() - start
+    for _ in range(spec["warmup"]):
+        call()
+    reply({"ready": True})
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        call()  # untimed: it wakes this process's threads while the previous process's wind down
+        reply(timed_step(call))
+    reply({"first_call_s": first, "precision": precision,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
 def worker(spec):
     if spec["impl"] == "machine":
-        result = measure_machine(spec)
+        reply(measure_machine(spec))
     elif spec["impl"] == "mindspore-matmul":
-        result = measure_mindspore_matmul(spec)
+        reply(measure_mindspore_matmul(spec))
     else:
-        result = (measure_timm if spec["impl"] == "timm" else measure_ours)(spec)
-    return dict(result, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        serve(spec)
+
+
+class WorkerFailed(Exception):
+    pass
+
+
+class Worker:
+    """A measurement's own process, driven line by line: its replies are the REPLY lines of its output."""
+
+    def __init__(self, spec):
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), GLOG_v="3")
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env,
+                                        text=True)
+
+    def reply(self):
+        """The next reply; WorkerFailed with the worker's error where it ended instead."""
+        for line in self.process.stdout:
+            if line.startswith(REPLY):
+                return json.loads(line[len(REPLY):])
+        self.process.wait()
+        self.stderr.seek(0)
+        raise WorkerFailed(_first_error_line(self.stderr.read()))
+
+    def ask(self, command):
+        try:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass  # it ended: reply() says why
+        return self.reply()
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.stderr.close()
 
 
 def run_isolated(spec):
-    """Run one measurement in a fresh process (so that its peak RSS is its own)."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), GLOG_v="3")
-    process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    out, err = process.communicate()
-    if process.returncode != 0:
-        if spec["impl"] in ("machine", "mindspore-matmul"):
-            raise RuntimeError(f"{spec['impl']} failed:\n{err[-3000:]}")
-        return {"error": _first_error_line(err)}
-    return json.loads(out.strip().splitlines()[-1])
+    """A one-shot measurement (the machine's matmul rates and FLOP counts) in a fresh process."""
+    worker_process = Worker(spec)
+    try:
+        return worker_process.reply()
+    except WorkerFailed as failure:
+        raise RuntimeError(f"{spec['impl']} failed: {failure}") from None
+    finally:
+        worker_process.close()
+
+
+def run_in_turns(specs):
+    """Measurements that take turns: each spec's process is built and warmed up in turn (the others wait idle),
+    then every process runs one timed step per turn, the first of each turn rotating, for ``repeats`` turns.
+    Returns per spec the first call's seconds, the timed steps, the cores that other processes used during them,
+    the peak memory and the precision run, or {"error": ...} for one that failed."""
+    results, running = {}, {}
+    for index, spec in enumerate(specs):
+        running[index] = Worker(spec)
+        results[index] = {"times_s": [], "other_cpu_s": 0.0}
+        try:
+            running[index].reply()
+        except WorkerFailed as failure:
+            results[index] = {"error": str(failure)}
+            running.pop(index).close()
+    for turn in range(specs[0]["repeats"] if specs else 0):
+        order = list(running)
+        shift = turn % len(order) if order else 0
+        for index in order[shift:] + order[:shift]:
+            try:
+                step = running[index].ask("step")
+            except WorkerFailed as failure:
+                results[index] = {"error": str(failure)}
+                running.pop(index).close()
+                continue
+            results[index]["times_s"].append(step["time_s"])
+            results[index]["other_cpu_s"] += step["other_cpu_s"]
+    for index, worker_process in running.items():
+        final = worker_process.ask("stop")
+        worker_process.close()
+        result = results[index]
+        other_cpu = result.pop("other_cpu_s")
+        results[index] = dict(result, **final, other_load_cores=other_cpu / sum(result["times_s"]))
+    return [results[index] for index in range(len(specs))]
 
 
 def _first_error_line(stderr):
@@ -430,10 +531,32 @@ def parse_args():
     return args
 
 
+def turn_groups(specs):
+    """Indices of the specs of each point (model, task, batch size, image size): the measurements that take
+    turns."""
+    groups = {}
+    for index, spec in enumerate(specs):
+        groups.setdefault((spec["model"], spec["task"], spec["batch_size"], spec["image_size"]), []).append(index)
+    return list(groups.values())
+
+
+def record(spec, index, result, results, failures):
+    """A measurement's result added to its earlier rounds' (or to the failures), and its rate printed."""
+    name = (f"{spec['model']} {spec['task']} {spec['impl']} {spec['dtype']} batch {spec['batch_size']} "
+            f"{spec['image_size']}px")
+    if "error" in result:
+        failures.append({"index": index, **{k: spec[k] for k in MEASUREMENT_KEYS}, **result})
+        print(f"  {name}: FAILED {result['error']}", file=sys.stderr)
+        return
+    results[index] = merge_rounds(results.get(index), result)
+    print(f"  {name}: {spec['batch_size'] / statistics.median(result['times_s']):.2f} img/s",
+          file=sys.stderr, flush=True)
+
+
 def main():
     args = parse_args()
     if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
+        worker(json.loads(args.worker))
         return 0
     common = dict(batch_size=args.batch_size, image_size=args.image_size, threads=args.threads,
                   drop_path_rate=args.drop_path_rate, warmup=args.warmup, repeats=args.repeats)
@@ -442,7 +565,7 @@ def main():
                                 image_sizes=sorted({size for _, _, size in points})))
     peaks, flops = machine["peak_gflops"], machine["forward_flops_per_image"]
     ours = run_isolated(dict(common, impl="mindspore-matmul"))
-    peaks["measured"].update({f"mindspore_{dtype}": gflops for dtype, gflops in ours.items() if dtype != "peak_rss_mb"})
+    peaks["measured"].update({f"mindspore_{dtype}": gflops for dtype, gflops in ours.items()})
     measured = peaks["measured"]
     # The machine's peak is what the faster framework's matmul reaches.
     for dtype in ("float32", "bfloat16"):
@@ -455,21 +578,13 @@ def main():
     specs = [dict(common, model=model, task=task, batch_size=batch, image_size=size, impl=impl, dtype=dtype)
              for model in args.models for task, batch, size in points for dtype in args.dtypes for impl in args.impls]
     results, failures = {}, []
-    # Rounds alternate the implementations, so that a slow spell of the machine does not fall on one of them.
+    # Rounds start every process afresh: a process's own state (its memory's layout, the cores its threads land
+    # on) varies too.
     for _ in range(args.rounds):
-        for index, spec in enumerate(specs):
-            if any(f["index"] == index for f in failures):
-                continue
-            result = run_isolated(spec)
-            name = (f"{spec['model']} {spec['task']} {spec['impl']} {spec['dtype']} batch {spec['batch_size']} "
-                    f"{spec['image_size']}px")
-            if "error" in result:
-                failures.append({"index": index, **{k: spec[k] for k in MEASUREMENT_KEYS}, **result})
-                print(f"  {name}: FAILED {result['error']}", file=sys.stderr)
-                continue
-            results[index] = merge_rounds(results.get(index), result)
-            print(f"  {name}: {spec['batch_size'] / statistics.median(result['times_s']):.2f} img/s",
-                  file=sys.stderr, flush=True)
+        for group in turn_groups(specs):
+            indices = [index for index in group if not any(f["index"] == index for f in failures)]
+            for index, result in zip(indices, run_in_turns([specs[index] for index in indices])):
+                record(specs[index], index, result, results, failures)
     rows = [summarise(specs[index], result, peaks, flops) for index, result in sorted(results.items())]
     table = markdown(rows, args.max_other_load)
     print(table)

@@ -84,6 +84,44 @@ def test_bench_models_sweep_reports_ours_against_timm_and_plots_it(tmp_path):
         assert image.format == "PNG" and image.width > image.height > 300
 
 
+class FakeWorker:
+    """A measurement process that answers at once: spec "fails" says where it ends ("ready" or "step")."""
+    steps = []
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def reply(self):
+        if self.spec.get("fails") == "ready":
+            raise FakeWorker.failed("no such model")
+        return {"ready": True}
+
+    def ask(self, command):
+        if command == "stop":
+            return {"first_call_s": 3.0, "precision": "fp32", "peak_rss_mb": 100.0}
+        if self.spec.get("fails") == "step":
+            raise FakeWorker.failed("killed")
+        FakeWorker.steps.append(self.spec["name"])
+        return {"time_s": 0.5, "other_cpu_s": 0.05}
+
+    def close(self):
+        pass
+
+
+def test_measurements_take_turns_step_by_step_the_first_rotating(monkeypatch):
+    bench = _benchmark_module("bench_models")
+    FakeWorker.failed, FakeWorker.steps = bench.WorkerFailed, []
+    monkeypatch.setattr(bench, "Worker", FakeWorker)
+    specs = [{"name": name, "repeats": 3, **extra} for name, extra in
+             (("timm", {}), ("broken", {"fails": "ready"}), ("ours", {}), ("dies", {"fails": "step"}))]
+    results = bench.run_in_turns(specs)
+    assert FakeWorker.steps == ["timm", "ours", "ours", "timm", "timm", "ours"]
+    assert results[1] == {"error": "no such model"} and results[3] == {"error": "killed"}
+    for result in (results[0], results[2]):
+        assert result["times_s"] == [0.5] * 3 and result["first_call_s"] == 3.0 and result["peak_rss_mb"] == 100.0
+        assert result["other_load_cores"] == pytest.approx(0.1)
+
+
 @pytest.mark.parametrize("transa,transb", [(False, True), (False, False), (True, False)])
 def test_bench_sgemm_calls_each_blas_with_the_layout_it_times(monkeypatch, transa, transb):
     monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
