@@ -3,9 +3,9 @@
 Every measurement runs in its own process, so that peak resident memory is per process. The processes of one
 point (model, task, batch size, image size: every implementation and precision) are started and warmed up one
 after another, then take turns, one untimed and one timed step each, so that a slow spell of the VM (they last
-seconds) falls on all of them alike, while only one runs at a time. The CPU time that other processes take during each step is
-measured from /proc/stat; a measurement where they took more than ``--max-other-load`` cores is reported as
-contended and the whole benchmark exits 1. Usage (needs ``pip install -r benchmarks/requirements.txt``):
+seconds) falls on all of them alike, while only one runs at a time. The CPU time that other processes take during
+each step is measured from /proc/stat; a measurement where they took more than ``--max-other-load`` cores is
+reported as contended and the whole benchmark exits 1. Usage (needs ``pip install -r benchmarks/requirements.txt``):
 
     python benchmarks/bench_models.py [--models svt_small pcpvt_small] [--batch-size 8] [--image-size 224]
                                       [--threads N] [--dtypes fp32 bf16] [--repeats 7] [--json bench_models.json]
@@ -364,33 +364,37 @@ def run_isolated(spec):
 
 def run_in_turns(specs):
     """Measurements that take turns: each spec's process is built and warmed up in turn (the others wait idle),
-    then every process runs one timed step per turn, the first of each turn rotating, for ``repeats`` turns.
-    Returns per spec the first call's seconds, the timed steps, the cores that other processes used during them,
-    the peak memory and the precision run, or {"error": ...} for one that failed."""
+    then every process runs one untimed and one timed step per turn, the first of each turn rotating, for
+    ``repeats`` turns. Returns per spec the first call's seconds, the timed steps, the cores that other processes
+    used during them, the peak memory and the precision run, or {"error": ...} for one that failed."""
     results, running = {}, {}
-    for index, spec in enumerate(specs):
-        running[index] = Worker(spec)
-        results[index] = {"times_s": [], "other_cpu_s": 0.0}
+
+    def ask(index, command):
+        """The process's reply, or None where it ended instead: its error recorded and the process closed."""
         try:
-            running[index].reply()
+            return running[index].reply() if command is None else running[index].ask(command)
         except WorkerFailed as failure:
             results[index] = {"error": str(failure)}
             running.pop(index).close()
+            return None
+
+    for index, spec in enumerate(specs):
+        running[index] = Worker(spec)
+        results[index] = {"times_s": [], "other_cpu_s": 0.0}
+        ask(index, None)
     for turn in range(specs[0]["repeats"] if specs else 0):
         order = list(running)
         shift = turn % len(order) if order else 0
         for index in order[shift:] + order[:shift]:
-            try:
-                step = running[index].ask("step")
-            except WorkerFailed as failure:
-                results[index] = {"error": str(failure)}
-                running.pop(index).close()
-                continue
-            results[index]["times_s"].append(step["time_s"])
-            results[index]["other_cpu_s"] += step["other_cpu_s"]
-    for index, worker_process in running.items():
-        final = worker_process.ask("stop")
-        worker_process.close()
+            step = ask(index, "step")
+            if step is not None:
+                results[index]["times_s"].append(step["time_s"])
+                results[index]["other_cpu_s"] += step["other_cpu_s"]
+    for index in list(running):
+        final = ask(index, "stop")
+        if final is None:
+            continue
+        running.pop(index).close()
         result = results[index]
         other_cpu = result.pop("other_cpu_s")
         results[index] = dict(result, **final, other_load_cores=other_cpu / sum(result["times_s"]))

@@ -85,7 +85,7 @@ def test_bench_models_sweep_reports_ours_against_timm_and_plots_it(tmp_path):
 
 
 class FakeWorker:
-    """A measurement process that answers at once: spec "fails" says where it ends ("ready" or "step")."""
+    """A measurement process that answers at once: spec "fails" says where it ends ("ready", "step" or "stop")."""
     steps = []
 
     def __init__(self, spec):
@@ -97,10 +97,10 @@ class FakeWorker:
         return {"ready": True}
 
     def ask(self, command):
+        if self.spec.get("fails") == command:
+            raise FakeWorker.failed(f"killed at {command}")
         if command == "stop":
             return {"first_call_s": 3.0, "precision": "fp32", "peak_rss_mb": 100.0}
-        if self.spec.get("fails") == "step":
-            raise FakeWorker.failed("killed")
         FakeWorker.steps.append(self.spec["name"])
         return {"time_s": 0.5, "other_cpu_s": 0.05}
 
@@ -113,10 +113,12 @@ def test_measurements_take_turns_step_by_step_the_first_rotating(monkeypatch):
     FakeWorker.failed, FakeWorker.steps = bench.WorkerFailed, []
     monkeypatch.setattr(bench, "Worker", FakeWorker)
     specs = [{"name": name, "repeats": 3, **extra} for name, extra in
-             (("timm", {}), ("broken", {"fails": "ready"}), ("ours", {}), ("dies", {"fails": "step"}))]
+             (("timm", {}), ("broken", {"fails": "ready"}), ("ours", {}), ("dies", {"fails": "step"}),
+              ("ends", {"fails": "stop"}))]
     results = bench.run_in_turns(specs)
-    assert FakeWorker.steps == ["timm", "ours", "ours", "timm", "timm", "ours"]
-    assert results[1] == {"error": "no such model"} and results[3] == {"error": "killed"}
+    assert FakeWorker.steps == ["timm", "ours", "ends", "ours", "ends", "timm", "ends", "timm", "ours"]
+    assert results[1] == {"error": "no such model"} and results[3] == {"error": "killed at step"}
+    assert results[4] == {"error": "killed at stop"}
     for result in (results[0], results[2]):
         assert result["times_s"] == [0.5] * 3 and result["first_call_s"] == 3.0 and result["peak_rss_mb"] == 100.0
         assert result["other_load_cores"] == pytest.approx(0.1)
