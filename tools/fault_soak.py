@@ -159,7 +159,7 @@ def finish(train_args, out):
 
 def compare(out, reference):
     """Differences between the soaked run and the reference, as messages (none: identical)."""
-    import mindspore as ms
+    from mindcv.foundation.checkpoint_io import read_checkpoint
 
     problems = []
     if read_rows(out) != read_rows(reference):
@@ -168,7 +168,7 @@ def compare(out, reference):
     if ours != theirs:
         problems.append(f"{sum(ours.get(k) != v for k, v in theirs.items())} of {len(theirs)} step losses differ")
     final = sorted(f for f in os.listdir(reference) if re.fullmatch(r".+-\d+\.ckpt", f))[-1]
-    mine, expected = ms.load_checkpoint(os.path.join(out, final)), ms.load_checkpoint(os.path.join(reference, final))
+    mine, expected = read_checkpoint(os.path.join(out, final)), read_checkpoint(os.path.join(reference, final))
     tensors = [k for k, v in expected.items() if not isinstance(v, str)]  # the config text names each run's folder
     differing = [k for k in tensors if k not in mine or not np.array_equal(mine[k].asnumpy(), expected[k].asnumpy())]
     if differing:

@@ -6,10 +6,9 @@ import re
 import numpy as np
 import pytest
 
-import mindspore as ms
-
 from mindcv.cli import parse_args
 from mindcv.engine import create_loss_scale
+from mindcv.foundation.checkpoint_io import read_checkpoint
 
 from ..helpers import TINY_RUN, read_log, run_script, shared_folder
 
@@ -40,7 +39,7 @@ def test_bare_flags_mean_true_and_values_still_work():
 
 
 def test_training_reads_num_classes_from_the_data_and_logs_every_interval(mindcv_style_run):
-    params = ms.load_checkpoint(str(mindcv_style_run / "svt_small-2.ckpt"))
+    params = read_checkpoint(str(mindcv_style_run / "svt_small-2.ckpt"))
     assert params["head.weight"].shape == (3, 512)
     assert [r["val_top1"] != "" for r in read_log(mindcv_style_run)] == [True, True]  # bare --val_while_train
     steps = re.findall(r"epoch (\d) step (\d)/6: loss [\d.]+, lr [\d.e-]+, [\d.]+ img/s",
@@ -55,8 +54,8 @@ def test_training_reads_num_classes_from_the_data_and_logs_every_interval(mindcv
 
 
 def test_frozen_stages_do_not_change_and_the_rest_trains(mindcv_style_run):
-    first = ms.load_checkpoint(str(mindcv_style_run / "svt_small-1.ckpt"))
-    last = ms.load_checkpoint(str(mindcv_style_run / "svt_small-2.ckpt"))
+    first = read_checkpoint(str(mindcv_style_run / "svt_small-1.ckpt"))
+    last = read_checkpoint(str(mindcv_style_run / "svt_small-2.ckpt"))
     frozen = [k for k in last if k.startswith(("patch_embeds.0.", "pos_block.0.", "blocks.0."))]
     # At 32 px the last stage is one token: its attention queries get no gradient, its MLPs do.
     trained = [k for k in last if k.startswith(("blocks.3.0.mlp.", "head."))]
@@ -67,7 +66,7 @@ def test_frozen_stages_do_not_change_and_the_rest_trains(mindcv_style_run):
 
 
 def test_best_checkpoint_and_resolved_config_are_written_as_mindcv(mindcv_style_run, shapes_dataset):
-    best = ms.load_checkpoint(str(mindcv_style_run / "svt_small_best.ckpt"))
+    best = read_checkpoint(str(mindcv_style_run / "svt_small_best.ckpt"))
     top1 = [float(r["val_top1"]) for r in read_log(mindcv_style_run)]
     best_epoch = top1.index(max(top1)) + 1  # the first epoch reaching the best accuracy
     assert int(best["epoch"].asnumpy()) == best_epoch

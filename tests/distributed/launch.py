@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-import mindspore as ms
+from mindcv.foundation.checkpoint_io import read_checkpoint
 
 from ..helpers import ROOT, TINY_RUN, compile_cache_env
 
@@ -110,7 +110,7 @@ def _read(path):
 
 
 def _params(path):
-    return {k: v.asnumpy() for k, v in ms.load_checkpoint(str(path)).items() if hasattr(v, "asnumpy")}
+    return {k: v.asnumpy() for k, v in read_checkpoint(str(path)).items() if hasattr(v, "asnumpy")}
 
 
 def _processes_mentioning(marker):

@@ -9,6 +9,8 @@ import pytest
 
 import mindspore as ms
 
+from mindcv.foundation.checkpoint_io import read_checkpoint
+
 from ..helpers import TINY_RUN, compile_cache_env, read_log, run_script, shared_folder
 
 # Stochastic depth and dropout on, as in every shipped recipe: resume must replay their masks too. The state is
@@ -38,8 +40,8 @@ def uninterrupted(shapes_dataset, tmp_path_factory, run_graphs):
 def _assert_same_run(out, reference):
     assert [[r[f] for f in LOG_FIELDS] for r in read_log(out)] == \
         [[r[f] for f in LOG_FIELDS] for r in read_log(reference)]
-    ours = ms.load_checkpoint(str(out / "svt_small-3.ckpt"))
-    expected = ms.load_checkpoint(str(reference / "svt_small-3.ckpt"))
+    ours = read_checkpoint(str(out / "svt_small-3.ckpt"))
+    expected = read_checkpoint(str(reference / "svt_small-3.ckpt"))
     model_state = [k for k in expected if k.startswith(("patch_embeds.", "pos_block.", "blocks.", "norm.", "head"))]
     counters = [k for k in model_state if k.endswith(".random_step")]  # one per dropout and drop-path layer
     assert len(model_state) == 290 + 35 and len(counters) == 35
@@ -81,7 +83,7 @@ def test_dynamic_loss_scale_skips_and_counts_overflowing_steps(shapes_dataset, t
 def _write_mindcv_files(state_file, weights_file, optimizer_file):
     """Split one of our training states into the two files MindCV's train.py writes at an epoch end: its whole
     train network (weights, optimizer and EMA state) and its optimizer alone."""
-    state = {k: v for k, v in ms.load_checkpoint(str(state_file)).items()
+    state = {k: v for k, v in read_checkpoint(str(state_file)).items()
              if k not in ("epoch", "steps_done", "config", "metric")}
     optimizer_keys = [k for k in state if k in ("global_step", "learning_rate") or k.startswith(("adam_m.", "adam_v."))]
     ms.save_checkpoint([{"name": k, "data": v} for k, v in state.items()], str(weights_file))
@@ -97,7 +99,7 @@ def test_resumes_from_mindcv_weights_and_optimizer_files(uninterrupted, shapes_d
     assert "optim_svt_small.ckpt: epoch 2 done, global step 12" in result.stderr
     assert [[r[f] for f in LOG_FIELDS] for r in read_log(out)] == \
         [[r[f] for f in LOG_FIELDS] for r in read_log(uninterrupted)][2:]
-    ours, expected = ms.load_checkpoint(str(out / "svt_small-3.ckpt")), ms.load_checkpoint(
+    ours, expected = read_checkpoint(str(out / "svt_small-3.ckpt")), read_checkpoint(
         str(uninterrupted / "svt_small-3.ckpt"))
     assert max(np.abs(ours[k].asnumpy() - expected[k].asnumpy()).max() for k in expected
                if k.startswith(("blocks.", "head.", "adam_m."))) <= 1e-6

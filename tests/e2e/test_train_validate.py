@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-import mindspore as ms
+from mindcv.foundation.checkpoint_io import read_checkpoint
 
 from ..helpers import TINY_RUN, read_log, run_script, shared_folder
 
@@ -26,7 +26,7 @@ def test_graph_mode_training_writes_log_and_checkpoints(graph_run):
                                              "svt_small-2.ckpt", "svt_small.yaml", "svt_small_best.ckpt",
                                              "train.log", "train_log.csv"]
     assert (graph_run / "class_names.txt").read_text() == "circle\nsquare\nstripes\n"
-    params = ms.load_checkpoint(str(graph_run / "svt_small-2.ckpt"))
+    params = read_checkpoint(str(graph_run / "svt_small-2.ckpt"))
     assert int(params["epoch"].asnumpy()) == 2 and int(params["steps_done"].asnumpy()) == 12
     assert any(k.startswith("adam_m.") for k in params)
 
@@ -44,7 +44,7 @@ def test_pynative_mode_training_equals_graph_mode(graph_run, shapes_dataset, tmp
     fields = ("epoch", "step", "lr", "train_loss", "val_top1", "val_top5", "val_loss")
     for row, graph_row in zip(read_log(tmp_path), read_log(graph_run), strict=True):
         assert [float(row[f]) for f in fields] == pytest.approx([float(graph_row[f]) for f in fields], abs=1e-4)
-    ours, graph = (ms.load_checkpoint(str(folder / "svt_small-2.ckpt")) for folder in (tmp_path, graph_run))
+    ours, graph = (read_checkpoint(str(folder / "svt_small-2.ckpt")) for folder in (tmp_path, graph_run))
     weights = [k for k in graph if k.startswith(("blocks.", "head.", "adam_m."))]
     assert max(np.abs(ours[k].asnumpy() - graph[k].asnumpy()).max() for k in weights) <= 1e-4
 
