@@ -1,4 +1,5 @@
-"""Writing checkpoint files: a full or failing disk stops with one clear error and leaves every file as it was."""
+"""Checkpoint files: a full or failing disk stops a write with one clear error and leaves every file as it was;
+every read in the repository goes through read_checkpoint."""
 import ast
 import errno
 import os
@@ -76,4 +77,5 @@ def _direct_mindspore_loads():
 def test_every_checkpoint_read_goes_through_read_checkpoint():
     # MindSpore's own check fails a load when the page cache has eaten the free memory (CI saw it after 28 min of
     # tests), so a read outside read_checkpoint is a flaky read; one test calls it on purpose to show that check.
-    assert _direct_mindspore_loads() == {"mindcv/foundation/checkpoint_io.py", "tests/models/test_checkpoint_loading.py"}
+    assert _direct_mindspore_loads() == {"mindcv/foundation/checkpoint_io.py",
+                                         "tests/models/test_checkpoint_loading.py"}
