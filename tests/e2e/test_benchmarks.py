@@ -180,3 +180,20 @@ def test_bench_sgemm_names_a_compiler_that_does_not_build_the_peak_loop(monkeypa
     with pytest.raises(SystemExit) as exited:
         bench.main()
     assert exited.value.code == 2 and "/nonexistent/c++" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_bench_gemm_share_splits_both_frameworks_into_products_and_the_rest(tmp_path):
+    out = tmp_path / "share.json"
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "bench_gemm_share.py"), "--models", "svt_small", "--tasks",
+         "inference", "--batch-size", "1", "--image-size", "64", "--steps", "2", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = json.loads(out.read_text())["rows"]
+    for split in (row["timm"], row["ours"]):
+        # Both profilers saw products (the cell names and aten operators matched) and something else.
+        assert 0 < split["products_ms"] < split["total_ms"]
+    assert row["ceiling"] == pytest.approx(row["timm"]["total_ms"] / row["timm"]["products_ms"])
+    assert row["rest_allowed_ms"] == pytest.approx(row["timm"]["total_ms"] / 1.5 - row["timm"]["products_ms"])
+    assert [line.split("|")[1:3] for line in result.stdout.splitlines() if line.startswith("| svt_small")] == [
+        [" svt_small ", " inference "]]

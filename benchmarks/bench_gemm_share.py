@@ -1,0 +1,146 @@
+"""How much of timm's time is matrix products, and so the highest ratio to timm that products at timm's rate allow.
+
+Both frameworks' operators are timed by their profilers over a few steps (GRAPH mode for ours, each framework in its
+own process) and split into the products (matmuls and convolutions; in ours the fused kernels that contain them,
+with the bias, GELU and residual they fuse) and the rest. Where the products of both run at the same rate (same
+BLAS rate, ``bench_sgemm.py``), a ratio to timm of ``timm total / timm products`` is reached only when everything
+else takes no time; the table gives that ceiling and how long ours' rest may take for each target. Usage (needs
+``pip install -r benchmarks/requirements.txt``):
+
+    python benchmarks/bench_gemm_share.py [--models svt_small pcpvt_small] [--tasks inference training]
+                                          [--batch-size 8] [--image-size 224] [--steps 6] [--json gemm_share.json]
+"""
+import argparse
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import bench_models
+
+# The issue's targets: ours against timm, fp32 GRAPH mode.
+TARGETS = {"inference": 1.5, "training": 1.3}
+TIMM_PRODUCTS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::mkldnn_convolution", "aten::convolution_backward")
+# The cells whose kernels are ours' products: dense layers, MLPs, patch and sub-sampling convolutions, the PEG conv.
+OUR_PRODUCT_CELLS = ("RowLinear", "RowMatMul", "mlp-Mlp", "PatchConv", "PosConv")
+
+
+def split_timm(spec, steps):
+    """Milliseconds per step of timm's operators: all, and the products among them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    call, _ = bench_models.prepare_timm(spec)
+    for _ in range(2):
+        call()
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(steps):
+            call()
+    events = profiler.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) / 1e3 / steps
+    products = sum(e.self_cpu_time_total for e in events if e.key in TIMM_PRODUCTS) / 1e3 / steps
+    return {"total_ms": total, "products_ms": products}
+
+
+def split_ours(spec, steps):
+    """Milliseconds per step of our operators: all, and the products among them."""
+    from mindspore.profiler import ProfilerActivity, profile, tensorboard_trace_handler
+
+    call, _ = bench_models.prepare_ours(spec)
+    for _ in range(2):
+        call()
+    with tempfile.TemporaryDirectory() as folder:
+        with profile(activities=[ProfilerActivity.CPU], on_trace_ready=tensorboard_trace_handler(folder)):
+            for _ in range(steps):
+                call()
+        total = products = 0.0
+        for path in glob.glob(os.path.join(folder, "*", "FRAMEWORK", "cpu_op_detail_info_*.csv")):
+            with open(path, newline="") as table:
+                for row in csv.DictReader(table):
+                    milliseconds = float(row["op_total_time(ms)"]) / steps
+                    total += milliseconds
+                    if any(cell in row["full_op_name"] for cell in OUR_PRODUCT_CELLS):
+                        products += milliseconds
+    if total == 0:
+        raise RuntimeError("MindSpore's profiler recorded no operator")
+    return {"total_ms": total, "products_ms": products}
+
+
+def measure(spec, steps):
+    """``spec`` measured in a process of its own, as a dict."""
+    env = dict(os.environ, PYTHONPATH=bench_models.ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), GLOG_v="3")
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec),
+                             "--steps", str(steps)], capture_output=True, text=True, env=env)
+    lines = [line for line in result.stdout.splitlines() if line.startswith(bench_models.REPLY)]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"{spec['impl']} {spec['model']} {spec['task']} failed: "
+                           f"{bench_models._first_error_line(result.stderr)}")
+    return json.loads(lines[-1][len(bench_models.REPLY):])
+
+
+def summarise(model, task, timm, ours):
+    """The ceiling and the rest allowed for the target, from both frameworks' splits."""
+    target = TARGETS[task]
+    return {"model": model, "task": task, "timm": timm, "ours": ours, "target": target,
+            "ceiling": timm["total_ms"] / timm["products_ms"],
+            "rest_allowed_ms": timm["total_ms"] / target - timm["products_ms"]}
+
+
+def markdown(rows):
+    lines = ["| model | task | timm ms: all / products / rest | ceiling | target | rest allowed | "
+             "ours ms: products / rest |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        timm, ours = r["timm"], r["ours"]
+        lines.append(f"| {r['model']} | {r['task']} | {timm['total_ms']:.0f} / {timm['products_ms']:.0f} / "
+                     f"{timm['total_ms'] - timm['products_ms']:.0f} | {r['ceiling']:.2f}× | {r['target']}× | "
+                     f"{r['rest_allowed_ms']:.0f} ms | {ours['products_ms']:.0f} / "
+                     f"{ours['total_ms'] - ours['products_ms']:.0f} |")
+    return "\n".join(lines)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["svt_small", "pcpvt_small"],
+                        choices=sorted(bench_models.TIMM_NAMES))
+    parser.add_argument("--tasks", nargs="+", default=["inference", "training"], choices=sorted(TARGETS))
+    parser.add_argument("--batch-size", type=bench_models.at_least(1), default=8)
+    parser.add_argument("--image-size", type=bench_models.at_least(bench_models.MIN_IMAGE_SIZE), default=224)
+    parser.add_argument("--threads", type=bench_models.at_least(1), default=os.cpu_count())
+    parser.add_argument("--steps", type=bench_models.at_least(1), default=6, help="profiled steps per measurement")
+    parser.add_argument("--json", default="gemm_share.json", help="where to write the results")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    if args.worker:
+        spec = json.loads(args.worker)
+        split = split_timm if spec["impl"] == "timm" else split_ours
+        print(bench_models.REPLY + json.dumps(split(spec, args.steps)), flush=True)
+        return
+    rows = []
+    for model in args.models:
+        for task in args.tasks:
+            spec = {"model": model, "task": task, "dtype": "fp32", "threads": args.threads,
+                    "batch_size": args.batch_size, "image_size": args.image_size, "drop_path_rate": None}
+            timm = measure({**spec, "impl": "timm"}, args.steps)
+            ours = measure({**spec, "impl": "ours-graph"}, args.steps)
+            rows.append(summarise(model, task, timm, ours))
+            print(f"  {model} {task}: ours {ours['total_ms']:.0f} ms, timm {timm['total_ms']:.0f} ms",
+                  file=sys.stderr, flush=True)
+    report = {"cpu": bench_models.cpu_model(), "batch_size": args.batch_size, "image_size": args.image_size,
+              "threads": args.threads, "steps": args.steps, "rows": rows}
+    with open(args.json, "w") as out:
+        json.dump(report, out, indent=2)
+    print(f"{report['cpu']}, batch {args.batch_size}, {args.image_size} px, {args.threads} threads, fp32, ours in GRAPH "
+          "mode; ceiling: timm's time over its products' time; rest allowed: for ours to reach the target with its "
+          "products at timm's time")
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
