@@ -136,9 +136,9 @@ def main():
               "threads": args.threads, "steps": args.steps, "rows": rows}
     with open(args.json, "w") as out:
         json.dump(report, out, indent=2)
-    print(f"{report['cpu']}, batch {args.batch_size}, {args.image_size} px, {args.threads} threads, fp32, ours in GRAPH "
-          "mode; ceiling: timm's time over its products' time; rest allowed: for ours to reach the target with its "
-          "products at timm's time")
+    print(f"{report['cpu']}, batch {args.batch_size}, {args.image_size} px, {args.threads} threads, fp32, ours in "
+          "GRAPH mode; ceiling: timm's time over its products' time; rest allowed: for ours to reach the target with "
+          "its products at timm's time")
     print(markdown(rows))
 
 
