@@ -186,7 +186,7 @@ def test_bench_gemm_share_splits_both_frameworks_into_products_and_the_rest(tmp_
     out = tmp_path / "share.json"
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "bench_gemm_share.py"), "--models", "svt_small", "--tasks",
-         "inference", "--batch-size", "1", "--image-size", "64", "--steps", "2", "--json", str(out)],
+         "inference", "--batch-size", "1", "--image-size", "64", "--steps", "2", "--rounds", "1", "--json", str(out)],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (row,) = json.loads(out.read_text())["rows"]
