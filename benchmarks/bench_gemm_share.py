@@ -1,12 +1,13 @@
 """How much of timm's time is matrix products, and so the highest ratio to timm that products at timm's rate allow.
 
-Both frameworks' operators are timed by their profilers over a few steps (fp32; ours in GRAPH mode) and split into
-the products (matmuls and convolutions; in ours the fused kernels that contain them, with the bias, GELU and residual
-they fuse) and the rest. Where the products of both run at the same rate (the same BLAS rate, ``bench_sgemm.py``),
-a ratio to timm of ``timm total / timm products`` is reached only when everything else takes no time: the table
-gives that ceiling, and how long ours' rest may take for the target ratio. Each framework runs in processes of its
-own, the two alternating (``--rounds``) and each one's fastest process counting, since this VM's slow spells last
-longer than a process's steps. Usage (needs ``pip install -r benchmarks/requirements.txt``):
+Each framework's step is timed, then its operators over as many steps by its profiler (fp32; ours in
+GRAPH mode), and the step split into the products (matmuls and convolutions; in ours the
+fused kernels that contain them, with the bias, GELU and residual they fuse, so ours' rest is the smaller for it)
+and the rest. Where the products of both run at the same rate (the same BLAS rate, ``bench_sgemm.py``), a ratio to
+timm of ``timm step / timm products`` is reached only when everything else takes no time: the table gives that
+ceiling, and how long ours' rest may take for the target ratio. Each framework runs in processes of its own, the
+two alternating (``--rounds``) and each one's fastest process counting, since this VM's slow spells last longer
+than a process's steps. Usage (needs ``pip install -r benchmarks/requirements.txt``):
 
     python benchmarks/bench_gemm_share.py [--models svt_small pcpvt_small] [--tasks inference training]
                                           [--batch-size 8] [--image-size 224] [--steps 6] [--rounds 3]
@@ -17,9 +18,11 @@ import csv
 import glob
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import bench_models
 
@@ -30,44 +33,50 @@ TIMM_PRODUCTS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::mkldnn_convoluti
 OUR_PRODUCT_CELLS = ("RowLinear", "RowMatMul", "mlp-Mlp", "PatchConv", "PosConv")
 
 
+def step_ms(call, steps):
+    """Median milliseconds of ``steps`` calls, unprofiled, after two untimed ones."""
+    for _ in range(2):
+        call()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
 def split_timm(spec, steps):
-    """Milliseconds per step of timm's operators: all, and the products among them."""
+    """Milliseconds of timm's step (unprofiled) and of its products (profiled), per step."""
     from torch.profiler import ProfilerActivity, profile
 
     call, _ = bench_models.prepare_timm(spec)
-    for _ in range(2):
-        call()
+    step = step_ms(call, steps)
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         for _ in range(steps):
             call()
-    events = profiler.key_averages()
-    total = sum(e.self_cpu_time_total for e in events) / 1e3 / steps
-    products = sum(e.self_cpu_time_total for e in events if e.key in TIMM_PRODUCTS) / 1e3 / steps
-    return {"total_ms": total, "products_ms": products}
+    products = sum(e.self_cpu_time_total for e in profiler.key_averages() if e.key in TIMM_PRODUCTS)
+    return {"step_ms": step, "products_ms": products / 1e3 / steps}
 
 
 def split_ours(spec, steps):
-    """Milliseconds per step of our operators: all, and the products among them."""
+    """Milliseconds of our step (unprofiled) and of its products (profiled), per step."""
     from mindspore.profiler import ProfilerActivity, profile, tensorboard_trace_handler
 
     call, _ = bench_models.prepare_ours(spec)
-    for _ in range(2):
-        call()
+    step = step_ms(call, steps)
     with tempfile.TemporaryDirectory() as folder:
         with profile(activities=[ProfilerActivity.CPU], on_trace_ready=tensorboard_trace_handler(folder)):
             for _ in range(steps):
                 call()
-        total = products = 0.0
+        rows = []
         for path in glob.glob(os.path.join(folder, "*", "FRAMEWORK", "cpu_op_detail_info_*.csv")):
             with open(path, newline="") as table:
-                for row in csv.DictReader(table):
-                    milliseconds = float(row["op_total_time(ms)"]) / steps
-                    total += milliseconds
-                    if any(cell in row["full_op_name"] for cell in OUR_PRODUCT_CELLS):
-                        products += milliseconds
-    if total == 0:
+                rows += list(csv.DictReader(table))
+    if not rows:
         raise RuntimeError("MindSpore's profiler recorded no operator")
-    return {"total_ms": total, "products_ms": products}
+    products = sum(float(row["op_total_time(ms)"]) for row in rows
+                   if any(cell in row["full_op_name"] for cell in OUR_PRODUCT_CELLS))
+    return {"step_ms": step, "products_ms": products / steps}
 
 
 def measure(spec, steps):
@@ -89,27 +98,29 @@ def fastest_rounds(spec, steps, rounds):
     for _ in range(rounds):
         for impl, splits in runs.items():
             splits.append(measure({**spec, "impl": impl}, steps))
-    return [min(splits, key=lambda split: split["total_ms"]) for splits in runs.values()]
+    return [min(splits, key=lambda split: split["step_ms"]) for splits in runs.values()]
 
 
 def summarise(model, task, timm, ours):
     """The ceiling and the rest allowed for the target, from both frameworks' splits."""
     target = TARGETS[task]
     return {"model": model, "task": task, "timm": timm, "ours": ours, "target": target,
-            "ceiling": timm["total_ms"] / timm["products_ms"],
-            "rest_allowed_ms": timm["total_ms"] / target - timm["products_ms"]}
+            "ceiling": timm["step_ms"] / timm["products_ms"],
+            "rest_allowed_ms": timm["step_ms"] / target - timm["products_ms"]}
+
+
+def split_cells(split):
+    return f"{split['step_ms']:.0f} / {split['products_ms']:.0f} / {split['step_ms'] - split['products_ms']:.0f}"
 
 
 def markdown(rows):
-    lines = ["| model | task | timm ms: all / products / rest | ceiling | target | rest allowed | "
-             "ours ms: products / rest |",
+    lines = ["| model | task | timm ms: step / products / rest | ceiling | target | rest allowed | "
+             "ours ms: step / products / rest |",
              "|---|---|---|---:|---:|---:|---|"]
     for r in rows:
         timm, ours = r["timm"], r["ours"]
-        lines.append(f"| {r['model']} | {r['task']} | {timm['total_ms']:.0f} / {timm['products_ms']:.0f} / "
-                     f"{timm['total_ms'] - timm['products_ms']:.0f} | {r['ceiling']:.2f}× | {r['target']}× | "
-                     f"{r['rest_allowed_ms']:.0f} ms | {ours['products_ms']:.0f} / "
-                     f"{ours['total_ms'] - ours['products_ms']:.0f} |")
+        lines.append(f"| {r['model']} | {r['task']} | {split_cells(timm)} | {r['ceiling']:.2f}× | {r['target']}× | "
+                     f"{r['rest_allowed_ms']:.0f} ms | {split_cells(ours)} |")
     return "\n".join(lines)
 
 
@@ -143,7 +154,7 @@ def main():
                     "batch_size": args.batch_size, "image_size": args.image_size, "drop_path_rate": None}
             timm, ours = fastest_rounds(spec, args.steps, args.rounds)
             rows.append(summarise(model, task, timm, ours))
-            print(f"  {model} {task}: ours {ours['total_ms']:.0f} ms, timm {timm['total_ms']:.0f} ms",
+            print(f"  {model} {task}: ours {ours['step_ms']:.0f} ms, timm {timm['step_ms']:.0f} ms",
                   file=sys.stderr, flush=True)
     report = {"cpu": bench_models.cpu_model(), "batch_size": args.batch_size, "image_size": args.image_size,
               "threads": args.threads, "steps": args.steps, "rounds": args.rounds, "rows": rows}
