@@ -1,14 +1,12 @@
 """How much of timm's time is matrix products, and so the highest ratio to timm that products at timm's rate allow.
 
-Each framework's steps are timed under its profiler (fp32; ours in GRAPH mode), and
-the same steps split into the products (matmuls and convolutions; in ours the fused kernels that contain them, with
-the bias, GELU and residual they fuse, so ours' rest is the smaller for it) and the rest. Where the products of both
-run at the same rate (the same BLAS rate, ``bench_sgemm.py``), a ratio to timm of ``timm step / timm products`` is
-reached only when everything else takes no time: the table gives that ceiling, and how long ours' rest may take for
-the target ratio. The profilers' own cost per operator counts in the rest, which only raises the ceiling. Each
-framework runs in processes of its own, the two alternating (``--rounds``) and each one's fastest process counting,
-since this VM's slow spells last longer than a process's steps. Usage (needs
-``pip install -r benchmarks/requirements.txt``):
+Each framework's step is timed, then as many steps run under its profiler (fp32; ours in GRAPH mode), whose operators give the products' time (matmuls and convolutions; in ours the fused kernels that
+contain them, with the bias, GELU and residual they fuse, so ours' rest is the smaller for it); the rest is the
+step less the products. Where the products of both run at the same rate (the same BLAS rate, ``bench_sgemm.py``), a
+ratio to timm of ``timm step / timm products`` is reached only when everything else takes no time: the table gives
+that ceiling, and how long ours' rest may take for the target ratio. Each framework runs in processes of its own, the
+two alternating (``--rounds``); the fastest step and the fastest products of each count, since this VM's slow
+spells last longer than a process's steps. Usage (needs ``pip install -r benchmarks/requirements.txt``):
 
     python benchmarks/bench_gemm_share.py [--models svt_small pcpvt_small] [--tasks inference training]
                                           [--batch-size 8] [--image-size 224] [--steps 6] [--rounds 3]
@@ -19,6 +17,7 @@ import csv
 import glob
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,39 +32,42 @@ TIMM_PRODUCTS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::mkldnn_convoluti
 OUR_PRODUCT_CELLS = ("RowLinear", "RowMatMul", "mlp-Mlp", "PatchConv", "PosConv")
 
 
-def profiled_steps(call, steps, make_profiler):
-    """Milliseconds per call of ``steps`` calls, and the profiler (a context made by ``make_profiler``) that saw them,
-    after two untimed calls before it exists: MindSpore's profiler records from its construction, the graph's
-    compilation included."""
+def timed_then_profiled(call, steps, make_profiler):
+    """Median milliseconds of ``steps`` calls, then the profiler (a context made by ``make_profiler``) that saw
+    ``steps`` more, after two untimed calls: MindSpore's profiler records from its construction, so it is made after
+    the graph's compilation; the timed calls run without it, whose cost per operator would count in the step."""
     for _ in range(2):
         call()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
     profiler = make_profiler()
     with profiler:
-        start = time.perf_counter()
         for _ in range(steps):
             call()
-        elapsed = time.perf_counter() - start
-    return elapsed * 1e3 / steps, profiler
+    return statistics.median(times) * 1e3, profiler
 
 
 def split_timm(spec, steps):
-    """Milliseconds of timm's step and of its products, per step, both from the same profiled steps."""
+    """Milliseconds of timm's step and of its products, per step."""
     from torch.profiler import ProfilerActivity, profile
 
     call, _ = bench_models.prepare_timm(spec)
-    step, profiler = profiled_steps(call, steps, lambda: profile(activities=[ProfilerActivity.CPU]))
+    step, profiler = timed_then_profiled(call, steps, lambda: profile(activities=[ProfilerActivity.CPU]))
     products = sum(e.self_cpu_time_total for e in profiler.key_averages() if e.key in TIMM_PRODUCTS)
     return {"step_ms": step, "products_ms": products / 1e3 / steps}
 
 
 def split_ours(spec, steps):
-    """Milliseconds of our step and of its products, per step, both from the same profiled steps."""
+    """Milliseconds of our step and of its products, per step."""
     from mindspore.profiler import ProfilerActivity, profile, tensorboard_trace_handler
 
     call, _ = bench_models.prepare_ours(spec)
     with tempfile.TemporaryDirectory() as folder:
-        step, _ = profiled_steps(call, steps, lambda: profile(activities=[ProfilerActivity.CPU],
-                                                               on_trace_ready=tensorboard_trace_handler(folder)))
+        step, _ = timed_then_profiled(call, steps, lambda: profile(activities=[ProfilerActivity.CPU],
+                                                                    on_trace_ready=tensorboard_trace_handler(folder)))
         rows = []
         for path in glob.glob(os.path.join(folder, "*", "FRAMEWORK", "cpu_op_detail_info_*.csv")):
             with open(path, newline="") as table:
@@ -90,13 +92,14 @@ def measure(spec, steps):
 
 
 def fastest_rounds(spec, steps, rounds):
-    """timm's and ours' splits of ``spec``, each from its fastest of ``rounds`` processes, the two alternating so that
-    a slow spell of the VM falls on both."""
+    """timm's and ours' splits of ``spec`` from ``rounds`` processes each, the two alternating: the fastest step and
+    the fastest products of each, since a slow spell of the VM can fall on the timed or on the profiled steps."""
     runs = {"timm": [], "ours-graph": []}
     for _ in range(rounds):
         for impl, splits in runs.items():
             splits.append(measure({**spec, "impl": impl}, steps))
-    return [min(splits, key=lambda split: split["step_ms"]) for splits in runs.values()]
+    return [{key: min(split[key] for split in splits) for key in ("step_ms", "products_ms")}
+            for splits in runs.values()]
 
 
 def summarise(model, task, timm, ours):
