@@ -1,12 +1,13 @@
 """How much of timm's time is matrix products, and so the highest ratio to timm that products at timm's rate allow.
 
-Each framework's step is timed, then as many steps run under its profiler (fp32; ours in GRAPH mode), whose operators give the products' time (matmuls and convolutions; in ours the fused kernels that
-contain them, with the bias, GELU and residual they fuse, so ours' rest is the smaller for it); the rest is the
-step less the products. Where the products of both run at the same rate (the same BLAS rate, ``bench_sgemm.py``), a
-ratio to timm of ``timm step / timm products`` is reached only when everything else takes no time: the table gives
-that ceiling, and how long ours' rest may take for the target ratio. Each framework runs in processes of its own, the
-two alternating (``--rounds``); the fastest step and the fastest products of each count, since this VM's slow
-spells last longer than a process's steps. Usage (needs ``pip install -r benchmarks/requirements.txt``):
+Each framework's step is timed, then as many steps run under its profiler (fp32; ours in GRAPH mode), whose
+operators give the products' time (matmuls and convolutions; in ours the fused kernels that contain them, with the
+bias, GELU and residual they fuse, so ours' rest is the smaller for it); the rest is the step less the products.
+Where the products of both run at the same rate (the same BLAS rate, ``bench_sgemm.py``), a ratio to timm of timm's
+step over its products' time is reached only when everything else takes no time: the table gives that ceiling, and
+how long ours' rest may take for the target ratio. Each framework runs in processes of its own, the two alternating
+(``--rounds``); the fastest step and the fastest products of each count, since this VM's slow spells last longer
+than a process's steps. Usage (needs ``pip install -r benchmarks/requirements.txt``):
 
     python benchmarks/bench_gemm_share.py [--models svt_small pcpvt_small] [--tasks inference training]
                                           [--batch-size 8] [--image-size 224] [--steps 6] [--rounds 3]
