@@ -134,9 +134,10 @@ def parse_args():
     parser.add_argument("--batch-size", type=bench_models.at_least(1), default=8)
     parser.add_argument("--image-size", type=bench_models.at_least(bench_models.MIN_IMAGE_SIZE), default=224)
     parser.add_argument("--threads", type=bench_models.at_least(1), default=os.cpu_count())
-    parser.add_argument("--steps", type=bench_models.at_least(1), default=6, help="profiled steps per process")
+    parser.add_argument("--steps", type=bench_models.at_least(1), default=6,
+                        help="timed steps, then as many profiled, per process")
     parser.add_argument("--rounds", type=bench_models.at_least(1), default=3,
-                        help="processes of each framework, alternating; the fastest one counts")
+                        help="processes of each framework, alternating; the fastest step and products count")
     parser.add_argument("--json", default="gemm_share.json", help="where to write the results")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser.parse_args()
