@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import bench_models
 
@@ -37,18 +36,13 @@ def timed_then_profiled(call, steps, make_profiler):
     """Median milliseconds of ``steps`` calls, then the profiler (a context made by ``make_profiler``) that saw
     ``steps`` more, after two untimed calls: MindSpore's profiler records from its construction, so it is made after
     the graph's compilation; the timed calls run without it, whose cost per operator would count in the step."""
-    for _ in range(2):
-        call()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
+    call()
+    step = statistics.median(bench_models.call_seconds(call, steps)) * 1e3
     profiler = make_profiler()
     with profiler:
         for _ in range(steps):
             call()
-    return statistics.median(times) * 1e3, profiler
+    return step, profiler
 
 
 def split_timm(spec, steps):

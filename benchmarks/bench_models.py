@@ -72,15 +72,20 @@ def drop_path_rate(spec, recipe):
     return recipe.drop_path_rate if spec["drop_path_rate"] is None else spec["drop_path_rate"]
 
 
-def fastest_call(call, repeats):
-    """Seconds of the fastest of ``repeats`` calls, after one untimed call."""
+def call_seconds(call, repeats):
+    """Seconds of each of ``repeats`` calls, after one untimed call."""
     call()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
+
+
+def fastest_call(call, repeats):
+    """Seconds of the fastest of ``repeats`` calls, after one untimed call."""
+    return min(call_seconds(call, repeats))
 
 
 def timed_step(call):
