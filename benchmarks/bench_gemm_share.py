@@ -76,9 +76,9 @@ def split_ours(spec, steps):
 
 def measure(spec, steps):
     """``spec`` measured in a process of its own, as a dict."""
-    env = dict(os.environ, PYTHONPATH=bench_models.ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), GLOG_v="3")
     result = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec),
-                             "--steps", str(steps)], capture_output=True, text=True, env=env)
+                             "--steps", str(steps)], capture_output=True, text=True,
+                            env=bench_models.worker_environment())
     lines = [line for line in result.stdout.splitlines() if line.startswith(bench_models.REPLY)]
     if result.returncode != 0 or not lines:
         raise RuntimeError(f"{spec['impl']} {spec['model']} {spec['task']} failed: "

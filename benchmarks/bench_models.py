@@ -318,6 +318,11 @@ def worker(spec):
         serve(spec)
 
 
+def worker_environment():
+    """A worker process's environment: the checkout's package first on its path, MindSpore's log quiet."""
+    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), GLOG_v="3")
+
+
 class WorkerFailed(Exception):
     pass
 
@@ -326,11 +331,10 @@ class Worker:
     """A measurement's own process, driven line by line: its replies are the REPLY lines of its output."""
 
     def __init__(self, spec):
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), GLOG_v="3")
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env,
-                                        text=True)
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                        env=worker_environment(), text=True)
 
     def reply(self):
         """The next reply; WorkerFailed with the worker's error where it ended instead."""
