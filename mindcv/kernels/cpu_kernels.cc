@@ -476,6 +476,15 @@ struct Bf16 {
   }
 };
 
+bool IntelAvx512() {
+#if defined(__x86_64__)
+  static const bool intel_avx512 = __builtin_cpu_is("intel") && __builtin_cpu_supports("avx512f");
+  return intel_avx512;
+#else
+  return false;
+#endif
+}
+
 // Whether oneDNN's GEMM in precision P multiplies an operand transposed in memory about as fast as a plain one. Its
 // fp32 sgemm on the Intel Xeon (family 6 model 167, AVX-512) does: there a transposed copy of a weight gradient's
 // left operand cost more than it saved, the direct product being 6-25 % faster on every such gradient of svt_small
@@ -485,12 +494,7 @@ struct Bf16 {
 // core, and 0.63x at the 8 x 8 patch convolution's (N 64, K 4096).
 template <typename P>
 bool SgemmTakesTransposedOperands() {
-#if defined(__x86_64__)
-  static const bool intel_avx512 = __builtin_cpu_is("intel") && __builtin_cpu_supports("avx512f");
-  return std::is_same_v<P, Fp32> && intel_avx512;
-#else
-  return false;
-#endif
+  return std::is_same_v<P, Fp32> && IntelAvx512();
 }
 
 #if defined(__x86_64__)
@@ -775,12 +779,12 @@ Handle Matrix(const Api &api, int64_t rows, int64_t columns, int type, int64_t r
 }
 }  // namespace onednn
 
-// y (rows, N) = a (rows, K) @ w (N, K)^T of bf16 a and w with fp32 sums, by oneDNN's matmul primitive where oneDNN
-// implements it with AMX. Unlike its bf16 GEMM function, which packs the weight into tiles again for every block of
-// rows, the primitive takes the weight packed once per call: 1.3-3x the GEMM function's rate on Twins' layers up to
-// 512 wide in and 1024 out on the Xeon (AMX-BF16, 2026-12-04); on wider layers it was slower, and GEMM keeps them.
-// The same primitive, with the operands laid out as they come, multiplies a layer's two gradients (Form).
-class AmxMatmul {
+// y (rows, N) = a (rows, K) @ w (N, K)^T by oneDNN's matmul primitive, which takes the weight packed once per call
+// where the GEMM functions pack it again for every block of rows. In bf16 (fp32 sums) where oneDNN implements it with
+// AMX: 1.3-3x the bf16 GEMM function's rate on Twins' layers up to 512 wide in and 1024 out on the Xeon (AMX-BF16,
+// 2026-12-04); on wider layers it was slower, and GEMM keeps them. The same primitive, with the operands laid out as
+// they come, multiplies a layer's two gradients (Form). In fp32 on a fixed number of rows (Fp32Layer).
+class PackedMatmul {
  public:
   // How the operands of y (rows, N) = a (rows, K) @ b (K, N) lie in memory. kLayer: b is a dense layer's weight
   // (N, K), a is (rows, K). kInputGradient: b is (K, N) row-major, a is (rows, K). kWeightGradient: b is (K, N)
@@ -788,22 +792,28 @@ class AmxMatmul {
   // layer's rows).
   enum Form { kLayer, kInputGradient, kWeightGradient };
 
-  // The matmul for (K, N) in ``form``, made once and kept; nullptr where it does not apply or oneDNN has no AMX
+  // The bf16 matmul for (K, N) in ``form``, made once and kept; nullptr where it does not apply or oneDNN has no AMX
   // version. A weight gradient's K is a block of the layer's rows, and it applies wherever its input gradient does.
-  static const AmxMatmul *For(int64_t rows, int64_t k, int64_t n, Form form = kLayer) {
+  static const PackedMatmul *For(int64_t rows, int64_t k, int64_t n, Form form = kLayer) {
     if (form == kLayer && (rows < kMinRows || k > kMaxIn || n > kMaxOut)) return nullptr;
     if (form == kInputGradient && rows < kMinGradientRows) return nullptr;
-    using Key = std::tuple<int64_t, int64_t, Form>;
-    static std::mutex mutex;
-    static auto *made = new std::vector<std::pair<Key, const AmxMatmul *>>();  // kept to exit
-    std::lock_guard<std::mutex> lock(mutex);
-    const Key key{k, n, form};
-    for (const auto &[shape, matmul] : *made)
-      if (shape == key) return matmul;
-    const AmxMatmul *matmul = Make(k, n, form);
-    made->emplace_back(key, matmul);
-    return matmul;
+    return Kept(k, n, form, onednn::kBf16, 0);
   }
+
+  // The fp32 matmul of a layer (N, K) on blocks of exactly ``block`` of its ``rows`` rows, where oneDNN implements
+  // it with its batch-reduce GEMM on packed weights: on Intel CPUs with AVX-512, for layers at least
+  // kFp32MinLengthRatio times longer (K) than wide (N), an MLP's fc2. One core of the Xeon (family 6 model 207,
+  // 2026-12-05) multiplied 256-row blocks of fc2 at 1.1-1.4x the sgemm function's rate at Twins' first three stages
+  // (25088 x 512 by 64: 137 against 173-191 GFLOP/s), packing included, and svt_small's and pcpvt_small's forwards
+  // ran 3-5 % faster; on other shapes the two ran level or the primitive behind, and on fewer rows packing costs more
+  // than it saves.
+  static const PackedMatmul *Fp32Layer(int64_t rows, int64_t block, int64_t k, int64_t n) {
+    if (!IntelAvx512() || rows < kFp32MinRows || block < kMinRows || k < kFp32MinLengthRatio * n) return nullptr;
+    return Kept(k, n, kLayer, onednn::kF32, block);
+  }
+
+  // The rows a call multiplies, where the matmul is made for a fixed number; 0 where any number.
+  int64_t FixedRows() const { return fixed_rows_; }
 
   size_t PackedBytes() const { return packed_bytes_; }
   size_t ScratchBytes() const { return scratch_bytes_; }
@@ -816,13 +826,13 @@ class AmxMatmul {
                           {onednn::kArgScratchpad, scratch_, scratch}});
   }
 
-  // y (rows, N) = a (rows, K) @ the packed weight.
-  int Multiply(const uint16_t *a, int64_t rows, const void *packed, float *y, void *scratch) const {
+  // y (rows, N) = a (rows, K) @ the packed weight, a being of the matmul's type (FixedRows() rows where fixed).
+  int Multiply(const void *a, int64_t rows, const void *packed, float *y, void *scratch) const {
     const onednn::Api &api = *api_;
-    onednn::Handle src = form_ == kWeightGradient ? onednn::Matrix(api, rows, k_, onednn::kBf16, 1, rows)
-                                                  : onednn::Matrix(api, rows, k_, onednn::kBf16, k_, 1);
+    onednn::Handle src = form_ == kWeightGradient ? onednn::Matrix(api, rows, k_, type_, 1, rows)
+                                                  : onednn::Matrix(api, rows, k_, type_, k_, 1);
     onednn::Handle dst = onednn::Matrix(api, rows, n_, onednn::kF32, n_, 1);
-    const int status = src && dst ? Run(matmul_, {{onednn::kArgSrc, src, const_cast<uint16_t *>(a)},
+    const int status = src && dst ? Run(matmul_, {{onednn::kArgSrc, src, const_cast<void *>(a)},
                                                   {onednn::kArgWeights, packed_weight_, const_cast<void *>(packed)},
                                                   {onednn::kArgDst, dst, y},
                                                   {onednn::kArgScratchpad, scratch_, scratch}})
@@ -838,6 +848,7 @@ class AmxMatmul {
   // A layer's gradients on fewer rows ran slower than by the GEMM function (392 rows: 0.6x), on 1568 and more rows
   // 1.0-1.7x at every width of svt_small and pcpvt_small (Xeon family 6 model 167, 2 threads, 2026-12-04).
   static constexpr int64_t kMinGradientRows = 1024;
+  static constexpr int64_t kFp32MinRows = 1024, kFp32MinLengthRatio = 4;
   // An argument of a primitive: its number, and the descriptor of the data given.
   struct Bound {
     int arg;
@@ -845,16 +856,32 @@ class AmxMatmul {
     void *data;
   };
 
-  static const AmxMatmul *Make(int64_t k, int64_t n, Form form) {
+  // The matmul of ``type`` for (K, N) in ``form`` on ``fixed_rows`` rows (0: any), made once and kept.
+  static const PackedMatmul *Kept(int64_t k, int64_t n, Form form, int type, int64_t fixed_rows) {
+    using Key = std::tuple<int64_t, int64_t, Form, int, int64_t>;
+    static std::mutex mutex;
+    static auto *made = new std::vector<std::pair<Key, const PackedMatmul *>>();  // kept to exit
+    std::lock_guard<std::mutex> lock(mutex);
+    const Key key{k, n, form, type, fixed_rows};
+    for (const auto &[shape, matmul] : *made)
+      if (shape == key) return matmul;
+    const PackedMatmul *matmul = Make(k, n, form, type, fixed_rows);
+    made->emplace_back(key, matmul);
+    return matmul;
+  }
+
+  static const PackedMatmul *Make(int64_t k, int64_t n, Form form, int type, int64_t fixed_rows) {
     onednn::Handle engine;
     const onednn::Api *api = onednn::Loaded(&engine);
     if (api == nullptr) return nullptr;
-    auto *matmul = new AmxMatmul();
+    auto *matmul = new PackedMatmul();
     matmul->api_ = api;
     matmul->engine_ = engine;
     matmul->k_ = k;
     matmul->n_ = n;
     matmul->form_ = form;
+    matmul->type_ = type;
+    matmul->fixed_rows_ = fixed_rows;
     if (matmul->Init()) return matmul;
     delete matmul;  // like the kept matmuls' oneDNN objects, the few that Init made are never freed
     return nullptr;
@@ -865,14 +892,14 @@ class AmxMatmul {
     onednn::Handle attr = nullptr;
     if (api.attr_create(&attr) != 0 || api.attr_scratchpad_mode(attr, onednn::kUserScratchpad) != 0) return false;
     const onednn::Dims weight_dims = {k_, n_};
-    onednn::Handle src =
-        form_ == kWeightGradient
-            ? onednn::Matrix(api, onednn::kRuntimeDim, k_, onednn::kBf16, 1, onednn::kRuntimeDim)
-            : onednn::Matrix(api, onednn::kRuntimeDim, k_, onednn::kBf16, k_, 1);
-    onednn::Handle dst = onednn::Matrix(api, onednn::kRuntimeDim, n_, onednn::kF32, n_, 1);
+    const int64_t rows = fixed_rows_ ? fixed_rows_ : onednn::kRuntimeDim;
+    onednn::Handle src = form_ == kWeightGradient ? onednn::Matrix(api, rows, k_, type_, 1, rows)
+                                                  : onednn::Matrix(api, rows, k_, type_, k_, 1);
+    onednn::Handle dst = onednn::Matrix(api, rows, n_, onednn::kF32, n_, 1);
     onednn::Handle any_weight = nullptr, matmul_desc = nullptr, reorder_desc = nullptr;
-    if (!src || !dst || api.desc_with_tag(&any_weight, 2, weight_dims, onednn::kBf16, onednn::kAnyFormat) != 0 ||
-        api.matmul_desc(&matmul_desc, engine_, src, any_weight, nullptr, dst, attr) != 0 || !UsesAmx(matmul_desc))
+    if (!src || !dst || api.desc_with_tag(&any_weight, 2, weight_dims, type_, onednn::kAnyFormat) != 0 ||
+        api.matmul_desc(&matmul_desc, engine_, src, any_weight, nullptr, dst, attr) != 0 ||
+        !PacksWeights(matmul_desc))
       return false;
     packed_weight_ = api.desc_query_md(matmul_desc, onednn::kQueryWeights, 0);
     // A layer's weight (N, K) row-major is the (K, N) operand with row stride 1 and column stride K.
@@ -888,10 +915,12 @@ class AmxMatmul {
     return true;
   }
 
-  bool UsesAmx(onednn::Handle desc) const {
+  // Whether oneDNN's implementation for ``desc`` is the one this class is for: AMX in bf16, in fp32 the batch-reduce
+  // GEMM (brgemm), which multiplies the packed weight; its fp32 alternative packs it again like the GEMM function.
+  bool PacksWeights(onednn::Handle desc) const {
     const char *implementation = nullptr;
     return api_->desc_query(desc, onednn::kQueryImplInfo, 0, &implementation) == 0 && implementation != nullptr &&
-           std::strstr(implementation, "amx") != nullptr;
+           std::strstr(implementation, type_ == onednn::kBf16 ? "amx" : "brg") != nullptr;
   }
 
   onednn::Handle LargerScratchpad(onednn::Handle first, onednn::Handle second) const {
@@ -920,8 +949,9 @@ class AmxMatmul {
   const onednn::Api *api_ = nullptr;
   onednn::Handle engine_ = nullptr, matmul_ = nullptr, reorder_ = nullptr;
   onednn::Handle plain_weight_ = nullptr, packed_weight_ = nullptr, scratch_ = nullptr;
-  int64_t k_ = 0, n_ = 0;
+  int64_t k_ = 0, n_ = 0, fixed_rows_ = 0;
   Form form_ = kLayer;
+  int type_ = onednn::kBf16;
   size_t packed_bytes_ = 0, scratch_bytes_ = 0;
 };
 
@@ -937,18 +967,21 @@ struct AlignedBytes {
 constexpr int64_t kTransposedWeightMinRows = 1024;
 constexpr int64_t kTransposedWeightMinRatio = 8;
 
-// A dense layer's weight w (N, K), made ready to multiply blocks of ``rows`` rows of a (M, K) by, in precision P: in
-// bf16 by the AMX matmul where it applies, otherwise by oneDNN's GEMM function, which packs the weight anew for
-// each call, in fp32 from a transposed copy where that is faster (MultipliesTransposedCopy).
+// A dense layer's weight w (N, K), made ready to multiply the ``rows`` rows of a (M, K) by, ``block`` rows a call (0:
+// a chunk of the pool's at once), in precision P: by the packed matmul where it applies, otherwise by oneDNN's GEMM
+// function, which packs the weight anew for each call, in fp32 from a transposed copy where that is faster
+// (MultipliesTransposedCopy). Blocks of other sizes than the fp32 packed matmul's go through the GEMM function.
 template <typename P>
 class DenseWeight {
  public:
-  DenseWeight(const float *w, int64_t rows, int64_t k, int64_t n)
-      : k_(k), n_(n), amx_(P::kConverts ? AmxMatmul::For(rows, k, n) : nullptr),
-        packed_(amx_ ? amx_->PackedBytes() : 0), plain_(amx_ ? nullptr : w, amx_ ? 0 : n * k) {
-    if (amx_ != nullptr) {
-      AlignedBytes scratch(amx_->ScratchBytes());
-      status_ = amx_->Pack(w, packed_.data, scratch.data);
+  DenseWeight(const float *w, int64_t rows, int64_t block, int64_t k, int64_t n)
+      : k_(k), n_(n),
+        matmul_(P::kConverts ? PackedMatmul::For(rows, k, n) : PackedMatmul::Fp32Layer(rows, block, k, n)),
+        packed_(matmul_ ? matmul_->PackedBytes() : 0),
+        plain_(P::kConverts && matmul_ ? nullptr : w, P::kConverts && matmul_ ? 0 : n * k) {
+    if (matmul_ != nullptr) {
+      AlignedBytes scratch(matmul_->ScratchBytes());
+      status_ = matmul_->Pack(w, packed_.data, scratch.data);
     } else if (P::Gemm() == nullptr) {
       status_ = kNoOneDnn;
     } else if (MultipliesTransposedCopy(rows, k, n)) {
@@ -958,12 +991,12 @@ class DenseWeight {
   }
 
   int status() const { return status_; }
-  size_t ScratchBytes() const { return amx_ ? amx_->ScratchBytes() : 0; }
+  size_t ScratchBytes() const { return matmul_ ? matmul_->ScratchBytes() : 0; }
 
   // y (count, N) = a (count, K) @ w^T, with ``scratch`` (ScratchBytes()) of the calling thread's own.
   int Multiply(const typename P::Element *a, int64_t count, float *y, void *scratch) const {
-    if constexpr (P::kConverts) {
-      if (amx_ != nullptr) return amx_->Multiply(a, count, packed_.data, y, scratch);
+    if (matmul_ != nullptr && (P::kConverts || count == matmul_->FixedRows())) {
+      return matmul_->Multiply(a, count, packed_.data, y, scratch);
     }
     return MultiplyColumns(a, count, 0, n_, y);
   }
@@ -979,8 +1012,8 @@ class DenseWeight {
     return result == 0 ? 0 : 100 + result;
   }
 
-  // Whether this layer's product on ``rows`` rows splits its columns (ProductSplitsColumns; not the AMX matmul).
-  bool SplitsColumns(int64_t rows) const { return amx_ == nullptr && ProductSplitsColumns(rows, n_); }
+  // Whether this layer's product on ``rows`` rows splits its columns (ProductSplitsColumns; not the packed matmul).
+  bool SplitsColumns(int64_t rows) const { return matmul_ == nullptr && ProductSplitsColumns(rows, n_); }
 
  private:
   // Whether the fp32 GEMM multiplies a (K, N) copy of the weight, where SgemmTakesTransposedOperands says it is
@@ -994,7 +1027,7 @@ class DenseWeight {
   }
 
   int64_t k_, n_;
-  const AmxMatmul *amx_;
+  const PackedMatmul *matmul_;
   AlignedBytes packed_;
   WholeOperand<P> plain_;
   std::vector<typename P::Element> transposed_;
@@ -1026,10 +1059,10 @@ int ColumnSplitGemm(const Rows &rows_of, int64_t m, int64_t k, const DenseWeight
 template <typename P, typename Rows>
 int RowBlockedGemm(const Rows &rows_of, int64_t m, int64_t k, const float *w, int64_t n, const float *bias,
                    float *y, const float *residual = nullptr) {
-  const DenseWeight<P> weight(w, m, k, n);
+  const int64_t block = P::kConverts || Rows::kWrites ? GemmBlockRows(k, n) : m;
+  const DenseWeight<P> weight(w, m, block == m ? 0 : block, k, n);
   if (weight.status() != 0) return weight.status();
   if (weight.SplitsColumns(m)) return ColumnSplitGemm(rows_of, m, k, weight, n, bias, y, residual);
-  const int64_t block = P::kConverts || Rows::kWrites ? GemmBlockRows(k, n) : m;
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
     const int64_t most = std::min(block, end - begin) * k;
@@ -1078,12 +1111,12 @@ int ColumnSplitMlp(const float *x, int64_t m, int64_t c, const DenseWeight<P> &f
 template <typename P>
 int MlpRows(const float *x, int64_t m, int64_t c, const float *w1, const float *b1, int64_t hidden, const float *w2,
             const float *b2, int64_t n, const float *residual, float *y) {
-  const DenseWeight<P> fc1(w1, m, c, hidden), fc2(w2, m, hidden, n);
+  const int64_t block = GemmBlockRows(hidden, n);
+  const DenseWeight<P> fc1(w1, m, block, c, hidden), fc2(w2, m, block, hidden, n);
   if (fc1.status() != 0 || fc2.status() != 0) return fc1.status() ? fc1.status() : fc2.status();
   if (fc1.SplitsColumns(m) && fc2.SplitsColumns(m)) {
     return ColumnSplitMlp(x, m, c, fc1, b1, hidden, fc2, b2, n, residual, y);
   }
-  const int64_t block = GemmBlockRows(hidden, n);
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
     const int64_t most = std::min(block, end - begin);
@@ -1229,7 +1262,7 @@ int BandedWeightGradient(const typename P::Element *g, const typename P::Element
 int AmxWeightGradient(const uint16_t *dy, const float *x, int64_t begin, int64_t end, int64_t n, int64_t k,
                       float *dw) {
   const int64_t count = end - begin;
-  const AmxMatmul *matmul = AmxMatmul::For(n, count, k, AmxMatmul::kWeightGradient);
+  const PackedMatmul *matmul = PackedMatmul::For(n, count, k, PackedMatmul::kWeightGradient);
   if (matmul == nullptr) {
     std::vector<uint16_t> rows(static_cast<size_t>(count * k));
     ToBf16(x + begin * k, count * k, rows.data());
@@ -1243,7 +1276,7 @@ int AmxWeightGradient(const uint16_t *dy, const float *x, int64_t begin, int64_t
 
 // LinearGradients in bf16 by the AMX matmul, the ``input_gradient`` one for (N, K): dx with w packed once, dw split
 // over the pool by blocks of M, each chunk's partial sum packing its rows of x.
-int AmxLinearGradients(const AmxMatmul &input_gradient, const float *dy_data, const float *x, const float *w,
+int AmxLinearGradients(const PackedMatmul &input_gradient, const float *dy_data, const float *x, const float *w,
                        int64_t m, int64_t n, int64_t k, float *dx, float *dw, float *dbias) {
   const std::vector<uint16_t> dy = ToBf16Parallel(dy_data, m * n);
   AlignedBytes packed_w(input_gradient.PackedBytes());
@@ -1282,7 +1315,7 @@ int LinearGradients(const float *dy_data, const float *x_data, const float *w_da
   const auto gemm = P::Gemm();
   if (gemm == nullptr) return kNoOneDnn;
   if constexpr (P::kConverts) {
-    if (const AmxMatmul *amx = AmxMatmul::For(m, n, k, AmxMatmul::kInputGradient)) {
+    if (const PackedMatmul *amx = PackedMatmul::For(m, n, k, PackedMatmul::kInputGradient)) {
       return AmxLinearGradients(*amx, dy_data, x_data, w_data, m, n, k, dx, dw, dbias);
     }
   }

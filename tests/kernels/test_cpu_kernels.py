@@ -117,8 +117,9 @@ def test_fused_bias_gelu_equals_erf_gelu_and_its_gradients():
 
 
 # Rows: under one block; several blocks per thread with a partial last one (over kWholeGeluElements activations),
-# as (batch, tokens); hidden widths of Twins' stages, the activations made whole (under it); too few rows to split,
-# so the output columns split (ProductSplitsColumns), at a width off the vector lanes.
+# as (batch, tokens), which on Intel CPUs with AVX-512 go through the fp32 packed matmul, the last through the GEMM
+# function (PackedMatmul::Fp32Layer); hidden widths of Twins' stages, the activations made whole (under it); too few
+# rows to split, so the output columns split (ProductSplitsColumns), at a width off the vector lanes.
 @pytest.mark.parametrize("rows, hidden, out", [((5,), 12, 3), ((4, 1125), 256, 64), ((530,), 1280, 320),
                                                ((49,), 300, 130)])
 def test_fused_gelu_linear_equals_gelu_then_matmul_and_its_gradients(rows, hidden, out):
@@ -155,7 +156,8 @@ class FusedResidualMlp(ResidualMlp):
 
 
 # Rows: under one block; several blocks per thread with a partial last one, as (batch, tokens), enough for the
-# weights' transposed copies (kTransposedWeightMinRows) where the CPU's GEMM is slower on them as they lie; widths of
+# weights' transposed copies (kTransposedWeightMinRows) where the CPU's GEMM is slower on them as they lie, and for
+# fc2's fp32 packed matmul on Intel CPUs with AVX-512 (PackedMatmul::Fp32Layer); widths of
 # PCPVT's first and third stages; one image's last-stage tokens, too few to split, so the hidden and output columns
 # split instead.
 @pytest.mark.parametrize("rows, dim, hidden", [((5,), 4, 12), ((8, 130), 64, 512), ((530,), 320, 1280),
