@@ -818,7 +818,7 @@ class PackedMatmul {
   size_t PackedBytes() const { return packed_bytes_; }
   size_t ScratchBytes() const { return scratch_bytes_; }
 
-  // The fp32 right operand b, laid out as the form says, as the primitive's bf16 weight, into ``packed``
+  // The fp32 right operand b, laid out as the form says, as the primitive's weight (of its type), into ``packed``
   // (PackedBytes()).
   int Pack(const float *w, void *packed, void *scratch) const {
     return Run(reorder_, {{onednn::kArgFrom, plain_weight_, const_cast<float *>(w)},
