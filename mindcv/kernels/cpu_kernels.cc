@@ -805,8 +805,8 @@ class PackedMatmul {
   // kFp32MinLengthRatio times longer (K) than wide (N), an MLP's fc2. One core of the Xeon (family 6 model 207,
   // 2026-12-05) multiplied 256-row blocks of fc2 at 1.1-1.4x the sgemm function's rate at Twins' first three stages
   // (25088 x 512 by 64: 173-191 against 136-146 GFLOP/s), packing included, and svt_small's and pcpvt_small's
-  // forwards ran 3-5 % faster; on other shapes the two ran level or the primitive behind, and on fewer rows packing costs more
-  // than it saves.
+  // forwards ran 3-5 % faster; on other shapes the two ran level or the primitive behind, and on fewer rows packing
+  // costs more than it saves.
   static const PackedMatmul *Fp32Layer(int64_t rows, int64_t block, int64_t k, int64_t n) {
     if (!IntelAvx512() || rows < kFp32MinRows || block < kMinRows || k < kFp32MinLengthRatio * n) return nullptr;
     return Kept(k, n, kLayer, onednn::kF32, block);
