@@ -1,6 +1,9 @@
 """The fused CPU kernels compute what MindSpore's own operators compute, values and gradients."""
 import ctypes
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -172,6 +175,36 @@ def test_fused_mlp_with_its_residual_equals_layer_by_layer_and_its_gradients(row
     assert_same_values_and_gradients(FusedResidualMlp(*parameters), ResidualMlp(*parameters), x, dy, parameters,
                                      tuple(f"d {name}" for name in shapes))
 
+
+# The inference MLP on 1040 rows, 64 wide, 512 hidden: fc2 (512 -> 64) qualifies for the fp32 packed matmul.
+_MLP_SCRIPT = """
+import numpy as np, mindspore as ms
+from mindcv.kernels import mlp_op
+rng = np.random.default_rng(0)
+t = lambda *shape: ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+mlp_op()(t(1040, 64), t(512, 64), t(512), t(64, 512), t(64), t(1040, 64)).asnumpy()
+"""
+
+
+def _intel_avx512():
+    with open("/proc/cpuinfo") as info:
+        text = info.read()
+    return "GenuineIntel" in text and " avx512f" in text
+
+
+def test_fp32_fc2_runs_onednns_packed_weight_matmul_on_intel_avx512_and_the_sgemm_elsewhere():
+    env = dict(os.environ, ONEDNN_VERBOSE="1", GLOG_v="3")
+    result = subprocess.run([sys.executable, "-c", _MLP_SCRIPT], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    executed = [line for line in result.stdout.splitlines() if ",exec," in line]
+    packed = [line for line in executed if "brg_matmul" in line and "wei:f32:a:blocked" in line]
+    sgemm = [line for line in executed if ",gemm_api," in line]
+    assert sgemm, "fc1 and the remainder blocks go through the sgemm function"
+    if _intel_avx512():
+        assert packed, "no fp32 matmul on a packed weight ran:\n" + "\n".join(executed)
+    else:
+        assert not packed, "the fp32 packed matmul ran off Intel AVX-512:\n" + "\n".join(packed)
 
 class MindSporeDense(nn.Cell):
     """x @ weight.T (+ bias) by MindSpore's own operators."""
