@@ -644,18 +644,6 @@ struct InputRows {
   const float *operator()(int64_t first, int64_t, float *) const { return x + first * k; }
 };
 
-// The left operand's rows as gelu(h + bias) of ``h`` (M, K), computed a block at a time into the scratch.
-struct GeluRows {
-  static constexpr bool kWrites = true;
-  const float *h, *bias;
-  int64_t k;
-
-  const float *operator()(int64_t first, int64_t count, float *scratch) const {
-    BiasGeluRows(h + first * k, bias, count, k, scratch);
-    return scratch;
-  }
-};
-
 // ``rows`` rows of y (N wide) plus bias (N) and plus the same rows of ``residual`` (rows, N); each left out where null.
 void AddBiasAndResidual(const float *bias, const float *residual, int64_t rows, int64_t n, float *y) {
   if (bias != nullptr) {
@@ -1083,20 +1071,21 @@ int RowBlockedGemm(const Rows &rows_of, int64_t m, int64_t k, const float *w, in
 // output columns split.
 template <typename P>
 int ColumnSplitMlp(const float *x, int64_t m, int64_t c, const DenseWeight<P> &fc1, const float *b1, int64_t hidden,
-                   const DenseWeight<P> &fc2, const float *b2, int64_t n, const float *residual, float *y) {
+                   const DenseWeight<P> &fc2, const float *b2, int64_t n, const float *residual, float *y,
+                   float *h_out) {
   auto x_converted = Scratch<P>(m * c), h_converted = Scratch<P>(m * hidden);
   const auto *a = P::Operand(x, m * c, x_converted.data());
-  std::vector<float> h(static_cast<size_t>(m * hidden));
+  std::vector<float> act(static_cast<size_t>(m * hidden));
+  float *h = h_out != nullptr ? h_out : act.data();
   std::atomic<int> status{0};
   ParallelFor(hidden, kGemmMinColumns, [&](int, int64_t first, int64_t last) {
-    const int result = fc1.MultiplyColumns(a, m, first, last, h.data());
+    const int result = fc1.MultiplyColumns(a, m, first, last, h);
     if (result != 0) status = result;
     for (int64_t r = 0; r < m; ++r) {
-      float *row = h.data() + r * hidden + first;
-      BiasGeluRow(row, b1 + first, last - first, row);
+      BiasGeluRow(h + r * hidden + first, b1 + first, last - first, act.data() + r * hidden + first);
     }
   });
-  const auto *g = P::Operand(h.data(), m * hidden, h_converted.data());
+  const auto *g = P::Operand(act.data(), m * hidden, h_converted.data());
   ParallelFor(n, kGemmMinColumns, [&](int, int64_t first, int64_t last) {
     const int result = fc2.MultiplyColumns(g, m, first, last, y);
     if (result != 0) status = result;
@@ -1106,31 +1095,33 @@ int ColumnSplitMlp(const float *x, int64_t m, int64_t c, const DenseWeight<P> &f
 }
 
 // y (M, N) = gelu(x @ w1^T + b1) @ w2^T + b2 + residual of x (M, C), w1 (H, C), b1 (H), w2 (N, H), b2 (N),
-// residual (M, N) in precision P: a whole MLP and the residual connection after it a block of rows at a time, so that
-// its (M, H) hidden activations, the largest tensor of the model, never leave the cache.
+// residual (M, N) (optional) in precision P: a whole MLP and the residual connection after it a block of rows at a
+// time, so that its (M, H) activations, the largest tensor of the model, never leave the cache. Where ``h_out``
+// (M, H) is given (training), x @ w1^T is written there too, for the backward.
 template <typename P>
 int MlpRows(const float *x, int64_t m, int64_t c, const float *w1, const float *b1, int64_t hidden, const float *w2,
-            const float *b2, int64_t n, const float *residual, float *y) {
+            const float *b2, int64_t n, const float *residual, float *y, float *h_out = nullptr) {
   const int64_t block = GemmBlockRows(hidden, n);
   const DenseWeight<P> fc1(w1, m, block, c, hidden), fc2(w2, m, block, hidden, n);
   if (fc1.status() != 0 || fc2.status() != 0) return fc1.status() ? fc1.status() : fc2.status();
   if (fc1.SplitsColumns(m) && fc2.SplitsColumns(m)) {
-    return ColumnSplitMlp(x, m, c, fc1, b1, hidden, fc2, b2, n, residual, y);
+    return ColumnSplitMlp(x, m, c, fc1, b1, hidden, fc2, b2, n, residual, y, h_out);
   }
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
     const int64_t most = std::min(block, end - begin);
-    std::vector<float> h(static_cast<size_t>(most * hidden));
+    std::vector<float> act(static_cast<size_t>(most * hidden));
     auto x_converted = Scratch<P>(most * c), h_converted = Scratch<P>(most * hidden);
     AlignedBytes scratch(std::max(fc1.ScratchBytes(), fc2.ScratchBytes()));
     ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
       const auto *a = P::Operand(x + first * c, count * c, x_converted.data());
-      int result = fc1.Multiply(a, count, h.data(), scratch.data);
-      BiasGeluRows(h.data(), b1, count, hidden, h.data());
-      const auto *g = P::Operand(h.data(), count * hidden, h_converted.data());
+      float *h = h_out != nullptr ? h_out + first * hidden : act.data();
+      int result = fc1.Multiply(a, count, h, scratch.data);
+      BiasGeluRows(h, b1, count, hidden, act.data());
+      const auto *g = P::Operand(act.data(), count * hidden, h_converted.data());
       result = result ? result : fc2.Multiply(g, count, y + first * n, scratch.data);
       if (result != 0) status = result;
-      AddBiasAndResidual(b2, residual + first * n, count, n, y + first * n);
+      AddBiasAndResidual(b2, residual != nullptr ? residual + first * n : nullptr, count, n, y + first * n);
     });
   });
   return status;
@@ -1408,6 +1399,77 @@ int GeluLinearGradients(const float *dy, const float *h, const float *bias, cons
   return status;
 }
 
+// The fewest hidden activations (M * H) for which MlpGradients goes through both layers a block of rows at a time.
+constexpr int64_t kBlockedMlpGradientElements = 1 << 21;
+
+// MlpGradients layer by layer: the hidden gradient made whole, then fc1's gradients from it.
+template <typename P>
+int LayerByLayerMlpGradients(const float *dy, const float *x, const float *h, const float *b1, const float *w1,
+                             const float *w2, int64_t m, int64_t c, int64_t hidden, int64_t n, float *dx, float *dw1,
+                             float *db1, float *dw2, float *db2) {
+  const std::unique_ptr<float[]> dh(new float[m * hidden]);
+  const int status = GeluLinearGradients<P>(dy, h, b1, w2, m, n, hidden, dh.get(), db1, dw2, db2);
+  return status != 0 ? status : LinearGradients<P>(dh.get(), x, w1, m, hidden, c, dx, dw1, nullptr);
+}
+
+// The gradients of an MLP y = gelu(h + b1) @ w2^T + b2, h = x (M, C) @ w1 (H, C)^T, from dy (M, N) and the forward's
+// h: dx (M, C), dw1 (H, C), db1 (H), dw2 (N, H), db2 (N). In fp32 on kBlockedMlpGradientElements activations or
+// more, both layers a block of rows at a time, each chunk summing its rows' weight gradients, so that the (M, H)
+// hidden gradient is never written whole and read back twice: 0.8x and 0.9x the layer-by-layer time at the first two
+// stages of svt_small and pcpvt_small (6.4-12.8M and 3.2-6.4M activations), 1.0x at 2M (2 threads of the Xeon, family
+// 6 model 207, 2026-12-06), where the whole gradient sits in the cache and fc1's weight gradient, one GEMM over all
+// rows, costs less than its sums a block at a time. Otherwise, and in bf16, layer by layer.
+template <typename P>
+int MlpGradients(const float *dy, const float *x, const float *h, const float *b1, const float *w1, const float *w2,
+                 int64_t m, int64_t c, int64_t hidden, int64_t n, float *dx, float *dw1, float *db1, float *dw2,
+                 float *db2) {
+  if constexpr (P::kConverts) {
+    return LayerByLayerMlpGradients<P>(dy, x, h, b1, w1, w2, m, c, hidden, n, dx, dw1, db1, dw2, db2);
+  } else {
+    if (m * hidden < kBlockedMlpGradientElements) {
+      return LayerByLayerMlpGradients<P>(dy, x, h, b1, w1, w2, m, c, hidden, n, dx, dw1, db1, dw2, db2);
+    }
+    const auto gemm = P::Gemm();
+    if (gemm == nullptr) return kNoOneDnn;
+    const RightOperand<float> fc2(w2, n, hidden, hidden), fc1(w1, hidden, c, c);
+    const int64_t block = GemmBlockRows(hidden, n);
+    const int most_chunks = MaxChunks();
+    std::vector<float> dw2_partial(static_cast<size_t>(most_chunks) * n * hidden, 0.0f);
+    std::vector<float> dw1_partial(static_cast<size_t>(most_chunks) * hidden * c, 0.0f);
+    std::vector<float> db1_partial(static_cast<size_t>(most_chunks) * hidden, 0.0f);
+    std::atomic<int> status{0};
+    const int chunks = ParallelFor(m, kGemmMinRows, [&](int chunk, int64_t begin, int64_t end) {
+      float *dw2_sum = dw2_partial.data() + static_cast<size_t>(chunk) * n * hidden;
+      float *dw1_sum = dw1_partial.data() + static_cast<size_t>(chunk) * hidden * c;
+      float *db1_sum = db1_partial.data() + static_cast<size_t>(chunk) * hidden;
+      const size_t most = static_cast<size_t>(std::min(block, end - begin) * hidden);
+      std::vector<float> act(most), slope(most), dh(most);
+      ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
+        BiasGeluSlopeRows(h + first * hidden, b1, count, hidden, act.data(), slope.data());
+        int result = WeightGradient<P>(dy + first * n, n, act.data(), hidden, count, n, hidden, 1.0f, dw2_sum);
+        result = result ? result : gemm('N', 'N', count, hidden, n, 1.0f, dy + first * n, n, fc2.data, fc2.ld, 0.0f,
+                                        dh.data(), hidden);
+        for (int64_t r = 0; r < count; ++r) {
+          SlopeGradRow(slope.data() + r * hidden, dh.data() + r * hidden, hidden, dh.data() + r * hidden, db1_sum);
+        }
+        result = result ? result : gemm('N', 'N', count, c, hidden, 1.0f, dh.data(), hidden, fc1.data, fc1.ld, 0.0f,
+                                        dx + first * c, c);
+        result = result ? result : WeightGradient<P>(dh.data(), hidden, x + first * c, c, count, hidden, c, 1.0f,
+                                                     dw1_sum);
+        if (result != 0) status = 100 + result;
+      });
+    });
+    for (auto [partial, width, total] : {std::tuple{&dw2_partial, n * hidden, dw2},
+                                          std::tuple{&dw1_partial, hidden * c, dw1},
+                                          std::tuple{&db1_partial, hidden, db1}}) {
+      const std::vector<float> sum = SumChunks(*partial, chunks, width);
+      std::copy(sum.begin(), sum.end(), total);
+    }
+    ColumnSums(dy, m, n, db2);
+    return status;
+  }
+}
+
 // One attention operand within tokens of (batch, length) rows, ld floats apart, starting at ``data`` (q, k or v's
 // first channel): head h of batch b starts at data + b * length * ld + h * head_dim.
 struct Operand {
@@ -1587,18 +1649,6 @@ int LinearGradKernel(void **params, int64_t **shapes) {
                             static_cast<float *>(params[5]));
 }
 
-// An MLP's GELU and second layer: y (M, N) = gelu(h (M, K) + bias (K)) @ w (N, K)^T + out_bias (N) in precision P,
-// h being the first layer's output before its bias. The activations exist a block of rows at a time, in the cache,
-// never whole in memory. Inputs: h, bias, w, out_bias.
-template <typename P>
-int GeluLinearKernel(void **params, int64_t **shapes) {
-  const int64_t k = shapes[0][1];
-  return RowBlockedGemm<P>(
-      GeluRows{static_cast<const float *>(params[0]), static_cast<const float *>(params[1]), k}, shapes[0][0], k,
-      static_cast<const float *>(params[2]), shapes[2][0], static_cast<const float *>(params[3]),
-      static_cast<float *>(params[4]));
-}
-
 // A whole MLP and the residual after it in precision P. Inputs: x (M, C), w1 (H, C), b1 (H), w2 (N, H), b2 (N),
 // residual (M, N). Output: y (M, N).
 template <typename P>
@@ -1609,14 +1659,23 @@ int MlpKernel(void **params, int64_t **shapes) {
                     static_cast<const float *>(params[5]), static_cast<float *>(params[6]));
 }
 
-// Its gradients. Inputs: dy (M, N), h, bias, w. Outputs: dh, dbias, dw, dout_bias.
+// An MLP in training: y as MlpKernel's without the residual, and h = x @ w1^T (M, H), which its backward takes.
+// Inputs: x (M, C), w1 (H, C), b1 (H), w2 (N, H), b2 (N). Outputs: y (M, N), h.
 template <typename P>
-int GeluLinearGradKernel(void **params, int64_t **shapes) {
-  return GeluLinearGradients<P>(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
-                                static_cast<const float *>(params[2]), static_cast<const float *>(params[3]),
-                                shapes[0][0], shapes[0][1], shapes[1][1], static_cast<float *>(params[4]),
-                                static_cast<float *>(params[5]), static_cast<float *>(params[6]),
-                                static_cast<float *>(params[7]));
+int MlpTrainingKernel(void **params, int64_t **shapes) {
+  return MlpRows<P>(static_cast<const float *>(params[0]), shapes[0][0], shapes[0][1],
+                    static_cast<const float *>(params[1]), static_cast<const float *>(params[2]), shapes[1][0],
+                    static_cast<const float *>(params[3]), static_cast<const float *>(params[4]), shapes[3][0],
+                    nullptr, static_cast<float *>(params[5]), static_cast<float *>(params[6]));
+}
+
+// Its gradients. Inputs: dy (M, N), x, h, b1, w1, w2. Outputs: dx, dw1, db1, dw2, db2.
+template <typename P>
+int MlpGradKernel(void **params, int64_t **shapes) {
+  const auto in = [&](int i) { return static_cast<const float *>(params[i]); };
+  const auto out = [&](int i) { return static_cast<float *>(params[i]); };
+  return MlpGradients<P>(in(0), in(1), in(2), in(3), in(4), in(5), shapes[0][0], shapes[1][1], shapes[2][1],
+                         shapes[0][1], out(6), out(7), out(8), out(9), out(10));
 }
 
 // A kernel == stride == p convolution of a channels-last grid in precision P: y (B, gh, gw, N) = the patches of
@@ -2180,12 +2239,12 @@ DENSE_ENTRY(LinearBf16Forward, LinearKernel, Bf16, MatrixShapes)
 DENSE_ENTRY(LinearBf16Backward, LinearGradKernel, Bf16, MatrixShapes)
 DENSE_ENTRY(LinearResidualForward, LinearResidualKernel, Fp32, MatrixShapes)
 DENSE_ENTRY(LinearResidualBf16Forward, LinearResidualKernel, Bf16, MatrixShapes)
-DENSE_ENTRY(GeluLinearForward, GeluLinearKernel, Fp32, MatrixShapes)
-DENSE_ENTRY(GeluLinearBackward, GeluLinearGradKernel, Fp32, MatrixShapes)
-DENSE_ENTRY(GeluLinearBf16Forward, GeluLinearKernel, Bf16, MatrixShapes)
-DENSE_ENTRY(GeluLinearBf16Backward, GeluLinearGradKernel, Bf16, MatrixShapes)
 DENSE_ENTRY(MlpForward, MlpKernel, Fp32, MatrixShapes)
 DENSE_ENTRY(MlpBf16Forward, MlpKernel, Bf16, MatrixShapes)
+DENSE_ENTRY(MlpTrainingForward, MlpTrainingKernel, Fp32, MatrixShapes)
+DENSE_ENTRY(MlpTrainingBf16Forward, MlpTrainingKernel, Bf16, MatrixShapes)
+DENSE_ENTRY(MlpBackward, MlpGradKernel, Fp32, MatrixShapes)
+DENSE_ENTRY(MlpBf16Backward, MlpGradKernel, Bf16, MatrixShapes)
 DENSE_ENTRY(PatchLinearForward, PatchLinearKernel, Fp32, GivenShapes)
 DENSE_ENTRY(PatchLinearBackward, PatchLinearGradKernel, Fp32, GivenShapes)
 DENSE_ENTRY(PatchLinearBf16Forward, PatchLinearKernel, Bf16, GivenShapes)

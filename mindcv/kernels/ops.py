@@ -61,24 +61,10 @@ def bias_gelu_op():
     return _custom("BiasGeluForward", lambda x, bias: x, lambda x, bias: x, bprop)
 
 
-def gelu_linear_op(precision="fp32"):
-    """``op(h, bias, weight, out_bias)``: ``gelu(h + bias) @ weight.T + out_bias`` of fp32 ``h (..., K)``, ``bias (K)``,
-    ``weight (N, K)``, ``out_bias (N)`` as (..., N), the matmul in ``precision`` ("fp32", or "bf16": operands rounded to
-    bf16, fp32 sums); differentiable in all four. An MLP's GELU and second layer, the activations never stored: the
-    backward recomputes them from ``h``, so training keeps one hidden-width tensor per MLP instead of two."""
-    name = _DENSE_KERNELS[precision]
-    backward = _gelu_linear_backward(name)
-
-    def bprop(h, bias, weight, out_bias, out, dout):
-        return backward(dout, h, bias, weight)
-
-    return _custom(f"GeluLinear{name}Forward", lambda h, bias, weight, out_bias: _rows_by(h, weight),
-                   lambda h, bias, weight, out_bias: h, bprop)
-
-
 def matmul_op(precision="fp32"):
     """``op(x, weight)``: ``x @ weight.T`` of fp32 ``x (..., K)`` and ``weight (N, K)`` as (..., N), the matmul in
-    ``precision`` (as ``gelu_linear_op``'s); differentiable in both, its gradients matmuls of the same precision."""
+    ``precision`` ("fp32", or "bf16": operands rounded to bf16, fp32 sums); differentiable in both, its gradients
+    matmuls of the same precision."""
     name = _DENSE_KERNELS[precision]
     backward = _matmul_backward(name)
 
@@ -100,35 +86,51 @@ def _linear_backward(name):
     return _custom(f"Linear{name}Backward", lambda dy, x, weight: (x, weight, dy[-1:]), lambda dy, x, weight: (x, x, x))
 
 
-def _gelu_linear_backward(name):
-    return _custom(f"GeluLinear{name}Backward", lambda dy, h, bias, weight: (h, bias, weight, dy[-1:]),
-                   lambda dy, h, bias, weight: (h, h, h, h))
-
-
 def mlp_op(precision="fp32"):
     """``op(x, weight1, bias1, weight2, bias2, residual)``: ``gelu(x @ weight1.T + bias1) @ weight2.T + bias2 +
     residual`` of fp32 ``x (..., C)``, ``weight1 (H, C)``, ``bias1 (H)``, ``weight2 (N, H)``, ``bias2 (N)``,
-    ``residual (..., N)`` as (..., N), the matmuls in ``precision`` (as ``gelu_linear_op``'s). A whole MLP and the
+    ``residual (..., N)`` as (..., N), the matmuls in ``precision`` (as ``matmul_op``'s). A whole MLP and the
     residual connection after it a block of rows at a time: its (..., H) activations, the model's largest, stay in the
     cache instead of going to memory and back, which is what inference needs. Differentiable in all six; the
-    backward first recomputes ``x @ weight1.T``, which the layer-by-layer training path (``matmul_op``, then
-    ``gelu_linear_op``) keeps instead."""
+    backward first recomputes ``x @ weight1.T``, which ``mlp_training_op`` keeps instead."""
     name = _DENSE_KERNELS[precision]
     hidden = _matmul_forward(name)
-    gelu_linear_backward, matmul_backward = _gelu_linear_backward(name), _matmul_backward(name)
+    backward = _mlp_backward(name)
 
     def bprop(x, weight1, bias1, weight2, bias2, residual, out, dout):
-        dh, dbias1, dweight2, dbias2 = gelu_linear_backward(dout, hidden(x, weight1), bias1, weight2)
-        dx, dweight1 = matmul_backward(dh, x, weight1)
-        return dx, dweight1, dbias1, dweight2, dbias2, dout
+        return backward(dout, x, hidden(x, weight1), bias1, weight1, weight2) + (dout,)
 
     return _custom(f"Mlp{name}Forward", lambda x, weight1, bias1, weight2, bias2, residual: residual,
                    lambda x, weight1, bias1, weight2, bias2, residual: x, bprop)
 
 
+def mlp_training_op(precision="fp32"):
+    """``op(x, weight1, bias1, weight2, bias2)``: ``(gelu(h + bias1) @ weight2.T + bias2, h)`` with
+    ``h = x @ weight1.T``, of fp32 tensors shaped as ``mlp_op``'s, the matmuls in ``precision``. An MLP for training:
+    the forward runs a block of rows at a time as ``mlp_op``'s and also writes ``h``, the one hidden-width tensor the
+    backward needs (it recomputes the activations from it); on many rows the backward goes through both layers a block
+    of rows at a time too, so the hidden gradient is never written whole. Differentiable in all five (``h`` is the
+    forward's record for the backward: its own gradient is not taken)."""
+    name = _DENSE_KERNELS[precision]
+    backward = _mlp_backward(name)
+
+    def bprop(x, weight1, bias1, weight2, bias2, out, dout):
+        return backward(dout[0], x, out[1], bias1, weight1, weight2)
+
+    return _custom(f"MlpTraining{name}Forward",
+                   lambda x, weight1, bias1, weight2, bias2: (_rows_by(x, weight2), _rows_by(x, weight1)),
+                   lambda x, weight1, bias1, weight2, bias2: (x, x), bprop)
+
+
+def _mlp_backward(name):
+    return _custom(f"Mlp{name}Backward",
+                   lambda dy, x, h, bias1, weight1, weight2: (x, weight1, bias1, weight2, dy[-1:]),
+                   lambda dy, x, h, bias1, weight1, weight2: (x,) * 5)
+
+
 def linear_op(precision="fp32"):
     """``op(x, weight, bias)``: ``x @ weight.T + bias`` of fp32 ``x (..., K)``, ``weight (N, K)``, ``bias (N)`` as
-    (..., N), the matmul in ``precision`` (as ``gelu_linear_op``'s) and the bias added while each block of the output
+    (..., N), the matmul in ``precision`` (as ``matmul_op``'s) and the bias added while each block of the output
     is in the cache; differentiable in all three."""
     name = _DENSE_KERNELS[precision]
     backward = _linear_backward(name)
@@ -184,7 +186,7 @@ def layer_norm_op():
 def patch_linear_op(precision="fp32"):
     """``op(x, weight, bias)``: the convolution with kernel == stride of a channels-last fp32 grid ``x (B, H, W, C)`` by
     the conv weight ``weight (N, C, p, p)`` plus ``bias (N)``, as (B, H // p, W // p, N), the matmul in ``precision``
-    (as ``gelu_linear_op``'s) and the patches gathered as the GEMM takes them. Differentiable in all three."""
+    (as ``matmul_op``'s) and the patches gathered as the GEMM takes them. Differentiable in all three."""
     name = _DENSE_KERNELS[precision]
     backward = _custom(f"PatchLinear{name}Backward", lambda dy, x, weight: (x, weight, dy[-1:]),
                        lambda dy, x, weight: (x, x, x))

@@ -55,15 +55,6 @@ class GeluThenLinear(nn.Cell):
         return ops.matmul(self.gelu(h), self.weight.T) + self.out_bias
 
 
-class FusedGeluLinear(GeluThenLinear):
-    def __init__(self, bias, weight, out_bias):
-        super().__init__(bias, weight, out_bias)
-        self.op = cpu_kernels.gelu_linear_op()
-
-    def construct(self, h):
-        return self.op(h, self.gelu.bias, self.weight, self.out_bias)
-
-
 class ConvPeg(nn.Cell):
     def __init__(self, conv):
         super().__init__()
@@ -120,26 +111,8 @@ def test_fused_bias_gelu_equals_erf_gelu_and_its_gradients():
     assert np.abs(grad_bias - grad_bias_ref).max() < 1e-5 * np.abs(grad_bias_ref).max()
 
 
-# Rows: under one block; several blocks per thread with a partial last one (over kWholeGeluElements activations),
-# as (batch, tokens), which on Intel CPUs with AVX-512 go through the fp32 packed matmul, the last through the GEMM
-# function (PackedMatmul::Fp32Layer); hidden widths of Twins' stages, the activations made whole (under it); too few
-# rows to split, so the output columns split (ProductSplitsColumns), at a width off the vector lanes.
-@pytest.mark.parametrize("rows, hidden, out", [((5,), 12, 3), ((4, 1125), 256, 64), ((530,), 1280, 320),
-                                               ((49,), 300, 130)])
-def test_fused_gelu_linear_equals_gelu_then_matmul_and_its_gradients(rows, hidden, out):
-    rng = np.random.default_rng(2)
-    bias = ms.Parameter(ms.Tensor(rng.standard_normal(hidden).astype(np.float32)), name="bias")
-    weight = ms.Parameter(ms.Tensor((rng.standard_normal((out, hidden)) / hidden ** 0.5).astype(np.float32)),
-                          name="weight")
-    out_bias = ms.Parameter(ms.Tensor(rng.standard_normal(out).astype(np.float32)), name="out_bias")
-    h = ms.Tensor((rng.standard_normal(rows + (hidden,)) * 2).astype(np.float32))
-    dy = ms.Tensor(rng.standard_normal(rows + (out,)).astype(np.float32))
-    assert_same_values_and_gradients(FusedGeluLinear(bias, weight, out_bias), GeluThenLinear(bias, weight, out_bias),
-                                     h, dy, [bias, weight, out_bias], ("d bias", "d weight", "d out_bias"))
-
-
-class ResidualMlp(nn.Cell):
-    """x + MLP(x) layer by layer: the residual is the MLP's own input, so d input holds both paths."""
+class LayerByLayerMlp(nn.Cell):
+    """gelu(x @ weight1.T + bias1) @ weight2.T + bias2 layer by layer."""
 
     def __init__(self, weight1, bias1, weight2, bias2):
         super().__init__()
@@ -147,7 +120,14 @@ class ResidualMlp(nn.Cell):
         self.then = GeluThenLinear(bias1, weight2, bias2)
 
     def construct(self, x):
-        return self.then(ops.matmul(x, self.weight1.T)) + x
+        return self.then(ops.matmul(x, self.weight1.T))
+
+
+class ResidualMlp(LayerByLayerMlp):
+    """x + MLP(x) layer by layer: the residual is the MLP's own input, so d input holds both paths."""
+
+    def construct(self, x):
+        return super().construct(x) + x
 
 
 class FusedResidualMlp(ResidualMlp):
@@ -159,6 +139,18 @@ class FusedResidualMlp(ResidualMlp):
         return self.op(x, self.weight1, self.then.gelu.bias, self.then.weight, self.then.out_bias, x)
 
 
+def assert_mlps_agree(fused, reference, rng, rows, dim, hidden):
+    """The two MLP nets, on random parameters and input (``rows`` + (dim,)), agree as
+    ``assert_same_values_and_gradients`` asks."""
+    shapes = {"weight1": (hidden, dim), "bias1": (hidden,), "weight2": (dim, hidden), "bias2": (dim,)}
+    parameters = [ms.Parameter(ms.Tensor((rng.standard_normal(shape) / shape[-1] ** 0.5).astype(np.float32)),
+                               name=name) for name, shape in shapes.items()]
+    x = ms.Tensor((rng.standard_normal(rows + (dim,)) * 2).astype(np.float32))
+    dy = ms.Tensor(rng.standard_normal(rows + (dim,)).astype(np.float32))
+    assert_same_values_and_gradients(fused(*parameters), reference(*parameters), x, dy, parameters,
+                                     tuple(f"d {name}" for name in shapes))
+
+
 # Rows: under one block; several blocks per thread with a partial last one, as (batch, tokens), enough for the
 # weights' transposed copies (kTransposedWeightMinRows) where the CPU's GEMM is slower on them as they lie, and for
 # fc2's fp32 packed matmul on Intel CPUs with AVX-512 (PackedMatmul::Fp32Layer); widths of
@@ -167,14 +159,37 @@ class FusedResidualMlp(ResidualMlp):
 @pytest.mark.parametrize("rows, dim, hidden", [((5,), 4, 12), ((8, 130), 64, 512), ((530,), 320, 1280),
                                                ((1, 49), 136, 520)])
 def test_fused_mlp_with_its_residual_equals_layer_by_layer_and_its_gradients(rows, dim, hidden):
-    rng = np.random.default_rng(3)
-    shapes = {"weight1": (hidden, dim), "bias1": (hidden,), "weight2": (dim, hidden), "bias2": (dim,)}
-    parameters = [ms.Parameter(ms.Tensor((rng.standard_normal(shape) / shape[-1] ** 0.5).astype(np.float32)),
-                               name=name) for name, shape in shapes.items()]
-    x = ms.Tensor((rng.standard_normal(rows + (dim,)) * 2).astype(np.float32))
-    dy = ms.Tensor(rng.standard_normal(rows + (dim,)).astype(np.float32))
-    assert_same_values_and_gradients(FusedResidualMlp(*parameters), ResidualMlp(*parameters), x, dy, parameters,
-                                     tuple(f"d {name}" for name in shapes))
+    assert_mlps_agree(FusedResidualMlp, ResidualMlp, np.random.default_rng(3), rows, dim, hidden)
+
+
+class FusedTrainingMlp(LayerByLayerMlp):
+    def __init__(self, weight1, bias1, weight2, bias2):
+        super().__init__(weight1, bias1, weight2, bias2)
+        self.op = cpu_kernels.mlp_training_op()
+
+    def construct(self, x):
+        y, _ = self.op(x, self.weight1, self.then.gelu.bias, self.then.weight, self.then.out_bias)
+        return y
+
+
+# Rows: under one block; several blocks per thread with a partial last one, as (batch, tokens), over
+# kBlockedMlpGradientElements activations, so the backward goes through both layers a block at a time (and fc2 on
+# Intel CPUs with AVX-512 through the fp32 packed matmul, the last block through the GEMM function); fewer, the
+# backward layer by layer with the activations recomputed a block at a time (over kWholeGeluElements) and whole
+# (under it); one image's last-stage tokens, too few to split, so the hidden and output columns split, at widths off
+# the vector lanes.
+@pytest.mark.parametrize("rows, dim, hidden", [((5,), 3, 12), ((4, 1125), 64, 512), ((1100,), 96, 1280),
+                                               ((530,), 320, 1280), ((1, 49), 130, 300)])
+def test_fused_training_mlp_equals_layer_by_layer_and_its_gradients(rows, dim, hidden):
+    assert_mlps_agree(FusedTrainingMlp, LayerByLayerMlp, np.random.default_rng(2), rows, dim, hidden)
+
+
+def test_fused_training_mlp_returns_the_first_layers_output():
+    rng = np.random.default_rng(4)
+    x, weight1, bias1, weight2, bias2 = (rng.standard_normal(shape).astype(np.float32)
+                                         for shape in ((2, 70, 16), (48, 16), (48,), (16, 48), (16,)))
+    _, hidden = cpu_kernels.mlp_training_op()(*(ms.Tensor(a) for a in (x, weight1, bias1, weight2, bias2)))
+    np.testing.assert_allclose(hidden.asnumpy(), x @ weight1.T, rtol=1e-5, atol=1e-5)
 
 
 # The inference MLP on 1040 rows, 64 wide, 512 hidden: fc2 (512 -> 64) qualifies for the fp32 packed matmul.

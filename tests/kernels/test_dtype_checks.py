@@ -18,16 +18,16 @@ from .aot import call_kernel
 ENTRY_POINTS = {
     "BiasGeluForward": [(4, 8), (8,), (4, 8)],
     "BiasGeluBackward": [(4, 8), (8,), (4, 8), (4, 8), (8,)],
-    "GeluLinearForward": [(4, 8), (8,), (3, 8), (3,), (4, 3)],
-    "GeluLinearBackward": [(4, 3), (4, 8), (8,), (3, 8), (4, 8), (8,), (3, 8), (3,)],
-    "GeluLinearBf16Forward": [(4, 8), (8,), (3, 8), (3,), (4, 3)],
-    "GeluLinearBf16Backward": [(4, 3), (4, 8), (8,), (3, 8), (4, 8), (8,), (3, 8), (3,)],
     "LinearForward": [(4, 8), (3, 8), (3,), (4, 3)],
     "LinearBackward": [(4, 3), (4, 8), (3, 8), (4, 8), (3, 8), (3,)],
     "LinearBf16Forward": [(4, 8), (3, 8), (3,), (4, 3)],
     "LinearBf16Backward": [(4, 3), (4, 8), (3, 8), (4, 8), (3, 8), (3,)],
     "MlpForward": [(4, 8), (6, 8), (6,), (3, 6), (3,), (4, 3), (4, 3)],
     "MlpBf16Forward": [(4, 8), (6, 8), (6,), (3, 6), (3,), (4, 3), (4, 3)],
+    "MlpTrainingForward": [(4, 8), (6, 8), (6,), (3, 6), (3,), (4, 3), (4, 6)],
+    "MlpTrainingBf16Forward": [(4, 8), (6, 8), (6,), (3, 6), (3,), (4, 3), (4, 6)],
+    "MlpBackward": [(4, 3), (4, 8), (4, 6), (6,), (6, 8), (3, 6), (4, 8), (6, 8), (6,), (3, 6), (3,)],
+    "MlpBf16Backward": [(4, 3), (4, 8), (4, 6), (6,), (6, 8), (3, 6), (4, 8), (6, 8), (6,), (3, 6), (3,)],
     "LinearResidualForward": [(4, 8), (3, 8), (3,), (4, 3), (4, 3)],
     "LinearResidualBf16Forward": [(4, 8), (3, 8), (3,), (4, 3), (4, 3)],
     "WindowPartition": [(2, 4, 6, 3), (12, 4, 3)],
@@ -56,9 +56,10 @@ ENTRY_POINTS = {
     "DropPathAddBackward": [(4, 3, 2), (), (), (2,), (4, 3, 2)],
     "AdamWUpdate": [(4, 8), (3,)] * 4 + [(2,), (1, 2), (5,), (1,)],
 }
-OUTPUTS = {"BiasGeluBackward": 2, "GeluLinearBackward": 4, "GeluLinearBf16Backward": 4, "LinearBackward": 3,
-           "LinearBf16Backward": 3, "PegBackwardWeight": 2, "LayerNormBackward": 3, "AttentionBackward": 2,
-           "MatMulBackward": 2, "MatMulBf16Backward": 2, "PatchLinearBackward": 3, "PatchLinearBf16Backward": 3}
+OUTPUTS = {"BiasGeluBackward": 2, "MlpTrainingForward": 2, "MlpTrainingBf16Forward": 2, "MlpBackward": 5,
+           "MlpBf16Backward": 5, "LinearBackward": 3, "LinearBf16Backward": 3, "PegBackwardWeight": 2,
+           "LayerNormBackward": 3, "AttentionBackward": 2, "MatMulBackward": 2, "MatMulBf16Backward": 2,
+           "PatchLinearBackward": 3, "PatchLinearBf16Backward": 3}
 # Inputs that are counts rather than data: (entry point, position) -> value.
 COUNTS = {("AttentionForward", 2): 2, ("AttentionBackward", 2): 2, ("PackedAttentionForward", 1): 2,
           ("PackedAttentionBackward", 1): 2}

@@ -10,7 +10,7 @@ import mindspore as ms
 from mindspore import nn
 
 from mindcv.foundation import InvalidValueError
-from mindcv.kernels import gelu_linear_op, has_bf16_instructions, linear_op, matmul_op, mlp_op, patch_linear_op
+from mindcv.kernels import has_bf16_instructions, linear_op, matmul_op, mlp_op, mlp_training_op, patch_linear_op
 from mindcv.models import create_model, set_matmul_precision
 from mindcv.models.layers import Mlp, PatchConv, RowLinear, RowMatMul, linear
 
@@ -98,42 +98,58 @@ def test_bf16_dense_layer_adds_its_bias_to_the_bf16_product_and_sums_its_gradien
     np.testing.assert_allclose(dbias.asnumpy(), upstream.sum(axis=0), rtol=1e-5, atol=row_sum_error)
 
 
+class FirstOutput(Product):
+    def construct(self, *inputs):
+        return self.op(*inputs)[0]
+
+
+class WeightedFirstOutput(Weighted):
+    def construct(self, *inputs):
+        return (self.op(*inputs)[0] * self.upstream).sum()
+
+
+def gelu_slope(z):
+    """The exact GELU's derivative, in float64."""
+    return 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0))) + z * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+
+
 @needs_bf16
-def test_bf16_gelu_dense_layer_multiplies_the_rounded_activations_and_recomputes_them_for_its_gradients():
+def test_bf16_training_mlp_multiplies_rounded_operands_and_recomputes_the_activations_for_its_gradients():
     rng = np.random.default_rng(4)
-    h, bias, out_bias, upstream = (rng.standard_normal(shape).astype(np.float32)
-                                   for shape in ((300, 96), (96,), (24,), (300, 24)))
-    weight = (rng.standard_normal((24, 96)) / 96 ** 0.5).astype(np.float32)
-    inputs = [ms.Tensor(array) for array in (h, bias, weight, out_bias)]
-    y = Product(gelu_linear_op("bf16"))(*inputs).asnumpy()
-    z = h.astype(np.float64) + bias
+    x, bias1, bias2, upstream = (rng.standard_normal(shape).astype(np.float32)
+                                 for shape in ((300, 64), (96,), (24,), (300, 24)))
+    weight1, weight2 = ((rng.standard_normal(shape) / shape[1] ** 0.5).astype(np.float32)
+                        for shape in ((96, 64), (24, 96)))
+    inputs = [ms.Tensor(array) for array in (x, weight1, bias1, weight2, bias2)]
+    y, hidden = (out.asnumpy() for out in mlp_training_op("bf16")(*inputs))
+    np.testing.assert_allclose(hidden, to_bf16(x) @ to_bf16(weight1).T, rtol=1e-5, atol=1e-5)
+    z = hidden.astype(np.float64) + bias1
     activations = gelu(z)
     # erf approximated to 1.5e-7 may round an activation lying on a bf16 midpoint the other way: one 2^-8 step
-    np.testing.assert_allclose(y, to_bf16(activations) @ to_bf16(weight).T + out_bias, rtol=0, atol=2e-3)
-    assert np.abs(y - (activations @ weight.T + out_bias)).max() > 4e-3  # rounded to bf16, not fp32
-    dh, dbias, dweight, dout_bias = ms.grad(Weighted(gelu_linear_op("bf16"), ms.Tensor(upstream)),
-                                            grad_position=(0, 1, 2, 3))(*inputs)
-    gelu_slope = 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0))) + z * np.exp(-z * z / 2) / math.sqrt(
-        2 * math.pi)
-    expected_dh = (to_bf16(upstream) @ to_bf16(weight)) * gelu_slope
-    np.testing.assert_allclose(dh.asnumpy(), expected_dh, rtol=0, atol=1e-4)
-    np.testing.assert_allclose(dbias.asnumpy(), expected_dh.sum(axis=0), rtol=0, atol=1e-3)
-    np.testing.assert_allclose(dweight.asnumpy(), to_bf16(upstream).T @ to_bf16(activations), rtol=0, atol=2e-2)
-    np.testing.assert_allclose(dout_bias.asnumpy(), upstream.sum(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, to_bf16(activations) @ to_bf16(weight2).T + bias2, rtol=0, atol=2e-3)
+    assert np.abs(y - (activations @ weight2.T + bias2)).max() > 4e-3  # rounded to bf16, not fp32
+    dx, dweight1, dbias1, dweight2, dbias2 = ms.grad(WeightedFirstOutput(mlp_training_op("bf16"), ms.Tensor(upstream)),
+                                                     grad_position=(0, 1, 2, 3, 4))(*inputs)
+    dh = (to_bf16(upstream) @ to_bf16(weight2)) * gelu_slope(z)
+    np.testing.assert_allclose(dbias1.asnumpy(), dh.sum(axis=0), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(dweight2.asnumpy(), to_bf16(upstream).T @ to_bf16(activations), rtol=0, atol=2e-2)
+    np.testing.assert_allclose(dbias2.asnumpy(), upstream.sum(axis=0), rtol=1e-5, atol=1e-5)
+    # dh is rounded to bf16 for fc1's gradients: one near a midpoint may round the other way
+    np.testing.assert_allclose(dx.asnumpy(), to_bf16(dh) @ to_bf16(weight1), rtol=0, atol=2e-2)
+    np.testing.assert_allclose(dweight1.asnumpy(), to_bf16(dh).T @ to_bf16(x), rtol=0, atol=5e-2)
 
 
 @needs_bf16
-def test_bf16_mlp_with_its_residual_rounds_the_input_and_the_activations_as_the_layer_by_layer_path_does():
+def test_bf16_mlp_with_its_residual_rounds_the_input_and_the_activations_as_the_training_mlp_does():
     rng = np.random.default_rng(6)
     x, bias1, bias2 = (rng.standard_normal(shape).astype(np.float32) for shape in ((600, 64), (256,), (64,)))
     weight1, weight2 = ((rng.standard_normal(shape) / shape[1] ** 0.5).astype(np.float32)
                         for shape in ((256, 64), (64, 256)))
     inputs = [ms.Tensor(array) for array in (x, weight1, bias1, weight2, bias2)]
     y = Product(mlp_op("bf16"))(*inputs, inputs[0]).asnumpy() - x
-    layer_by_layer = Product(gelu_linear_op("bf16"))(Product(matmul_op("bf16"))(inputs[0], inputs[1]), *inputs[2:])
-    np.testing.assert_allclose(y, layer_by_layer.asnumpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, FirstOutput(mlp_training_op("bf16"))(*inputs).asnumpy(), rtol=1e-5, atol=1e-5)
     activations = gelu(to_bf16(x) @ to_bf16(weight1).T + bias1)
-    # as in the GELU dense layer: an activation on a bf16 midpoint may round the other way
+    # as in the training MLP: an activation on a bf16 midpoint may round the other way
     np.testing.assert_allclose(y, to_bf16(activations) @ to_bf16(weight2).T + bias2, rtol=0, atol=2e-3)
     assert np.abs(y - (gelu(x.astype(np.float64) @ weight1.T + bias1) @ weight2.T + bias2)).max() > 4e-3
 
@@ -175,7 +191,7 @@ def test_create_model_takes_the_precision():
     model = create_model("svt_small", num_classes=2, precision="bf16")
     kernels = kernel_names(model)
     expected = {"head.dense": "LinearBf16Forward", "patch_embeds.0.proj": "PatchLinearBf16Forward",
-                "blocks.0.0.attn.qkv.dense": "LinearBf16Forward", "blocks.0.0.mlp": "GeluLinearBf16Forward",
+                "blocks.0.0.attn.qkv.dense": "LinearBf16Forward", "blocks.0.0.mlp": "MlpTrainingBf16Forward",
                 "blocks.0.0.mlp.fc1.dense.matmul": "MatMulBf16Forward", "blocks.0.1.attn.sr": "PatchLinearBf16Forward"}
     if not has_bf16_instructions():
         expected = {name: kernel.replace("Bf16", "") for name, kernel in expected.items()}

@@ -1,9 +1,8 @@
-"""The transformer MLP: fc1, exact GELU, fc2; in training fc1's bias, the GELU and fc2's product are one CPU kernel,
-in inference the whole MLP is."""
+"""The transformer MLP: fc1, exact GELU, fc2, one CPU kernel in training and in inference."""
 from mindspore import nn, ops
 from mindspore.common import dtype as mstype
 
-from ...kernels import bias_gelu_op, fused_kernels_available, gelu_linear_op, mlp_op
+from ...kernels import bias_gelu_op, fused_kernels_available, mlp_op, mlp_training_op
 from .drop import dropout
 from .linear import Linear
 
@@ -51,10 +50,10 @@ class BiasGelu(nn.Cell):
 
 class Mlp(nn.Cell):
     """fc1 -> exact (erf) GELU -> dropout -> fc2 -> dropout. Without dropout, on fp32 input with the fused kernels,
-    in the matmul precision: in training the GELU and fc2 run as one kernel (``fused``), the activations existing a
-    block of rows at a time, in the cache, and the backward recomputing them, so a step keeps one hidden-width tensor
-    per MLP, not two. Given a ``residual`` to add (inference, where dropout is off), the whole MLP and the add are one
-    kernel (``fused_inference``), and no hidden-width tensor reaches memory."""
+    in the matmul precision, the whole MLP is one kernel, a block of rows at a time: in training (``fused``) it keeps
+    fc1's output for the backward, which recomputes the activations from it, so a step keeps one hidden-width tensor
+    per MLP, not two; given a ``residual`` to add (inference, where dropout is off; ``fused_inference``), the add runs
+    in the kernel too, and no hidden-width tensor reaches memory."""
 
     def __init__(self, dim, hidden_dim, drop=0.0):
         super().__init__()
@@ -66,16 +65,15 @@ class Mlp(nn.Cell):
         self.use_precision("fp32")
 
     def use_precision(self, precision):
-        self.fused = gelu_linear_op(precision) if self.can_fuse else None
+        self.fused = mlp_training_op(precision) if self.can_fuse else None
         self.fused_inference = mlp_op(precision) if self.can_fuse else None
 
     def construct(self, x, residual=None):
         if residual is not None and self.fused_inference is not None and x.dtype == mstype.float32:
             return self.fused_inference(x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, residual)
-        hidden = self.fc1.without_bias(x)
         if self.fused is not None and x.dtype == mstype.float32:
-            out = self.fused(hidden, self.fc1.bias, self.fc2.weight, self.fc2.bias)
+            out, _ = self.fused(x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
         else:
-            out = self.fc2(self.drop(self.act(hidden, self.fc1.bias)))
+            out = self.fc2(self.drop(self.act(self.fc1.without_bias(x), self.fc1.bias)))
         out = self.drop(out)
         return out if residual is None else out + residual
