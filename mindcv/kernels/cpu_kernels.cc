@@ -250,13 +250,12 @@ Rows AsRows(int ndim, const int64_t *shape) {
   return {NumElements(ndim, shape) / channels, channels};
 }
 
-// The per-chunk partial sums (``width`` floats per chunk) added up.
-std::vector<float> SumChunks(const std::vector<float> &partial, int chunks, int64_t width) {
-  std::vector<float> out(width, 0.0f);
+// The per-chunk partial sums (``width`` floats per chunk) added up into ``out``.
+void SumChunks(const std::vector<float> &partial, int chunks, int64_t width, float *out) {
+  std::fill(out, out + width, 0.0f);
   for (int t = 0; t < chunks; ++t) {
     for (int64_t i = 0; i < width; ++i) out[i] += partial[static_cast<size_t>(t) * width + i];
   }
-  return out;
 }
 
 // Depthwise 3x3 weights (C, 1, 3, 3) rearranged to (9, C) so that the channel loop is contiguous;
@@ -1198,8 +1197,7 @@ void ColumnSums(const float *dy, int64_t rows, int64_t channels, float *dbias) {
       for (int64_t c = 0; c < channels; ++c) acc[c] += dy[row * channels + c];
     }
   });
-  const std::vector<float> sums = SumChunks(partial, chunks, channels);
-  std::copy(sums.begin(), sums.end(), dbias);
+  SumChunks(partial, chunks, channels, dbias);
 }
 
 // Elements of a transposed left operand made at a time for a weight gradient's GEMM.
@@ -1349,10 +1347,38 @@ int WholeGeluLinearGradients(const float *dy_data, const float *h, const float *
     float *dbias_sum = dbias_partial.data() + static_cast<size_t>(chunk) * k;
     for (int64_t r = begin; r < end; ++r) SlopeGradRow(slope.data() + r * k, dh + r * k, k, dh + r * k, dbias_sum);
   });
-  const std::vector<float> dbias_total = SumChunks(dbias_partial, chunks, k);
-  std::copy(dbias_total.begin(), dbias_total.end(), dbias);
+  SumChunks(dbias_partial, chunks, k, dbias);
   return status;
 }
+
+// One block's share of GeluLinearGradients' blocked path, for ``count`` rows from dy (count, N) and h (count, K):
+// gelu(h + bias) and its slope recomputed into the chunk's scratch, dw_sum (N, K) += dy^T @ gelu(h + bias), dh
+// (count, K) = (dy @ w) * slope and dbias_sum (K) += its column sums.
+template <typename P>
+class GeluLinearBlockGradients {
+ public:
+  GeluLinearBlockGradients(const float *bias, const RightOperand<typename P::Element> &w, int64_t n, int64_t k,
+                           int64_t most_rows)
+      : bias_(bias), w_(w), n_(n), k_(k), act_(static_cast<size_t>(most_rows * k)), slope_(act_.size()),
+        act_converted_(Scratch<P>(most_rows * k)), dy_converted_(Scratch<P>(most_rows * n)) {}
+
+  int operator()(const float *dy, const float *h, int64_t count, float *dh, float *dw_sum, float *dbias_sum) {
+    BiasGeluSlopeRows(h, bias_, count, k_, act_.data(), slope_.data());
+    const auto *a = P::Operand(act_.data(), count * k_, act_converted_.data());
+    const auto *g = P::Operand(dy, count * n_, dy_converted_.data());
+    int result = WeightGradient<P>(g, n_, a, k_, count, n_, k_, 1.0f, dw_sum);
+    result = result ? result : P::Gemm()('N', 'N', count, k_, n_, 1.0f, g, n_, w_.data, w_.ld, 0.0f, dh, k_);
+    for (int64_t r = 0; r < count; ++r) SlopeGradRow(slope_.data() + r * k_, dh + r * k_, k_, dh + r * k_, dbias_sum);
+    return result;
+  }
+
+ private:
+  const float *bias_;
+  const RightOperand<typename P::Element> &w_;
+  int64_t n_, k_;
+  std::vector<float> act_, slope_;
+  std::vector<typename P::Element> act_converted_, dy_converted_;
+};
 
 // The gradients of y = gelu(h (M, K) + bias (K)) @ w (N, K)^T + out_bias (N) in precision P, from dy (M, N): dh (M,
 // K), dbias (K), dw (N, K), dout_bias (N). The activations and GELU's slope are recomputed, so the forward keeps only
@@ -1360,12 +1386,9 @@ int WholeGeluLinearGradients(const float *dy_data, const float *h, const float *
 template <typename P>
 int GeluLinearGradients(const float *dy, const float *h, const float *bias, const float *w, int64_t m, int64_t n,
                         int64_t k, float *dh, float *dbias, float *dw, float *dout_bias) {
-  const auto gemm = P::Gemm();
-  if (gemm == nullptr) return kNoOneDnn;
-  if (m * k <= kWholeGeluElements) {
-    ColumnSums(dy, m, n, dout_bias);
-    return WholeGeluLinearGradients<P>(dy, h, bias, w, m, n, k, dh, dbias, dw);
-  }
+  if (P::Gemm() == nullptr) return kNoOneDnn;
+  ColumnSums(dy, m, n, dout_bias);
+  if (m * k <= kWholeGeluElements) return WholeGeluLinearGradients<P>(dy, h, bias, w, m, n, k, dh, dbias, dw);
   const WholeOperand<P> weight(w, n * k);
   const RightOperand<typename P::Element> right(weight.data, n, k, k);
   const int64_t block = GemmBlockRows(k, n);
@@ -1375,32 +1398,16 @@ int GeluLinearGradients(const float *dy, const float *h, const float *bias, cons
   const int chunks = ParallelFor(m, kGemmMinRows, [&](int chunk, int64_t begin, int64_t end) {
     float *dw_sum = dw_partial.data() + static_cast<size_t>(chunk) * n * k;
     float *dbias_sum = dbias_partial.data() + static_cast<size_t>(chunk) * k;
-    const int64_t most = std::min(block, end - begin);
-    std::vector<float> act(static_cast<size_t>(most * k)), slope(act.size());
-    auto act_converted = Scratch<P>(most * k), dy_converted = Scratch<P>(most * n);
+    GeluLinearBlockGradients<P> gelu_linear(bias, right, n, k, std::min(block, end - begin));
     ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
-      BiasGeluSlopeRows(h + first * k, bias, count, k, act.data(), slope.data());
-      const auto *a = P::Operand(act.data(), count * k, act_converted.data());
-      const auto *g = P::Operand(dy + first * n, count * n, dy_converted.data());
-      int result = WeightGradient<P>(g, n, a, k, count, n, k, 1.0f, dw_sum);
-      result = result ? result : gemm('N', 'N', count, k, n, 1.0f, g, n, right.data, right.ld, 0.0f, dh + first * k,
-                                      k);
+      const int result = gelu_linear(dy + first * n, h + first * k, count, dh + first * k, dw_sum, dbias_sum);
       if (result != 0) status = 100 + result;
-      for (int64_t r = 0; r < count; ++r) {
-        SlopeGradRow(slope.data() + r * k, dh + (first + r) * k, k, dh + (first + r) * k, dbias_sum);
-      }
     });
   });
-  const std::vector<float> dw_total = SumChunks(dw_partial, chunks, n * k);
-  const std::vector<float> dbias_total = SumChunks(dbias_partial, chunks, k);
-  std::copy(dw_total.begin(), dw_total.end(), dw);
-  std::copy(dbias_total.begin(), dbias_total.end(), dbias);
-  ColumnSums(dy, m, n, dout_bias);
+  SumChunks(dw_partial, chunks, n * k, dw);
+  SumChunks(dbias_partial, chunks, k, dbias);
   return status;
 }
-
-// The fewest hidden activations (M * H) for which MlpGradients goes through both layers a block of rows at a time.
-constexpr int64_t kBlockedMlpGradientElements = 1 << 21;
 
 // MlpGradients layer by layer: the hidden gradient made whole, then fc1's gradients from it.
 template <typename P>
@@ -1412,62 +1419,60 @@ int LayerByLayerMlpGradients(const float *dy, const float *x, const float *h, co
   return status != 0 ? status : LinearGradients<P>(dh.get(), x, w1, m, hidden, c, dx, dw1, nullptr);
 }
 
+// MlpGradients in fp32 through both layers a block of rows at a time, each chunk summing its rows' weight gradients.
+int BlockedMlpGradients(const float *dy, const float *x, const float *h, const float *b1, const float *w1,
+                        const float *w2, int64_t m, int64_t c, int64_t hidden, int64_t n, float *dx, float *dw1,
+                        float *db1, float *dw2, float *db2) {
+  const auto gemm = Fp32::Gemm();
+  if (gemm == nullptr) return kNoOneDnn;
+  const RightOperand<float> fc2(w2, n, hidden, hidden), fc1(w1, hidden, c, c);
+  const int64_t block = GemmBlockRows(hidden, n);
+  const int most_chunks = MaxChunks();
+  std::vector<float> dw2_partial(static_cast<size_t>(most_chunks) * n * hidden, 0.0f);
+  std::vector<float> dw1_partial(static_cast<size_t>(most_chunks) * hidden * c, 0.0f);
+  std::vector<float> db1_partial(static_cast<size_t>(most_chunks) * hidden, 0.0f);
+  std::atomic<int> status{0};
+  const int chunks = ParallelFor(m, kGemmMinRows, [&](int chunk, int64_t begin, int64_t end) {
+    float *dw2_sum = dw2_partial.data() + static_cast<size_t>(chunk) * n * hidden;
+    float *dw1_sum = dw1_partial.data() + static_cast<size_t>(chunk) * hidden * c;
+    float *db1_sum = db1_partial.data() + static_cast<size_t>(chunk) * hidden;
+    const int64_t most = std::min(block, end - begin);
+    GeluLinearBlockGradients<Fp32> gelu_fc2(b1, fc2, n, hidden, most);
+    std::vector<float> dh(static_cast<size_t>(most * hidden));
+    ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
+      int result = gelu_fc2(dy + first * n, h + first * hidden, count, dh.data(), dw2_sum, db1_sum);
+      result = result ? result : gemm('N', 'N', count, c, hidden, 1.0f, dh.data(), hidden, fc1.data, fc1.ld, 0.0f,
+                                      dx + first * c, c);
+      result = result ? result : WeightGradient<Fp32>(dh.data(), hidden, x + first * c, c, count, hidden, c, 1.0f,
+                                                      dw1_sum);
+      if (result != 0) status = 100 + result;
+    });
+  });
+  SumChunks(dw2_partial, chunks, n * hidden, dw2);
+  SumChunks(dw1_partial, chunks, hidden * c, dw1);
+  SumChunks(db1_partial, chunks, hidden, db1);
+  ColumnSums(dy, m, n, db2);
+  return status;
+}
+
+// The fewest hidden activations (M * H) for which MlpGradients goes through both layers a block of rows at a time.
+constexpr int64_t kBlockedMlpGradientElements = 1 << 21;
+
 // The gradients of an MLP y = gelu(h + b1) @ w2^T + b2, h = x (M, C) @ w1 (H, C)^T, from dy (M, N) and the forward's
 // h: dx (M, C), dw1 (H, C), db1 (H), dw2 (N, H), db2 (N). In fp32 on kBlockedMlpGradientElements activations or
-// more, both layers a block of rows at a time, each chunk summing its rows' weight gradients, so that the (M, H)
-// hidden gradient is never written whole and read back twice: 0.8x and 0.9x the layer-by-layer time at the first two
-// stages of svt_small and pcpvt_small (6.4-12.8M and 3.2-6.4M activations), 1.0x at 2M (2 threads of the Xeon, family
-// 6 model 207, 2026-12-06), where the whole gradient sits in the cache and fc1's weight gradient, one GEMM over all
-// rows, costs less than its sums a block at a time. Otherwise, and in bf16, layer by layer.
+// more, both layers a block of rows at a time, so that the (M, H) hidden gradient is never written whole and read
+// back twice: 0.8x and 0.9x the layer-by-layer time at the first two stages of svt_small and pcpvt_small (6.4-12.8M
+// and 3.2-6.4M activations), 1.0x at 2M (2 threads of the Xeon, family 6 model 207, 2026-12-06), where the whole
+// gradient sits in the cache and fc1's weight gradient, one GEMM over all rows, costs less than its sums a block at
+// a time. Otherwise, and in bf16, layer by layer.
 template <typename P>
 int MlpGradients(const float *dy, const float *x, const float *h, const float *b1, const float *w1, const float *w2,
                  int64_t m, int64_t c, int64_t hidden, int64_t n, float *dx, float *dw1, float *db1, float *dw2,
                  float *db2) {
-  if constexpr (P::kConverts) {
-    return LayerByLayerMlpGradients<P>(dy, x, h, b1, w1, w2, m, c, hidden, n, dx, dw1, db1, dw2, db2);
-  } else {
-    if (m * hidden < kBlockedMlpGradientElements) {
-      return LayerByLayerMlpGradients<P>(dy, x, h, b1, w1, w2, m, c, hidden, n, dx, dw1, db1, dw2, db2);
-    }
-    const auto gemm = P::Gemm();
-    if (gemm == nullptr) return kNoOneDnn;
-    const RightOperand<float> fc2(w2, n, hidden, hidden), fc1(w1, hidden, c, c);
-    const int64_t block = GemmBlockRows(hidden, n);
-    const int most_chunks = MaxChunks();
-    std::vector<float> dw2_partial(static_cast<size_t>(most_chunks) * n * hidden, 0.0f);
-    std::vector<float> dw1_partial(static_cast<size_t>(most_chunks) * hidden * c, 0.0f);
-    std::vector<float> db1_partial(static_cast<size_t>(most_chunks) * hidden, 0.0f);
-    std::atomic<int> status{0};
-    const int chunks = ParallelFor(m, kGemmMinRows, [&](int chunk, int64_t begin, int64_t end) {
-      float *dw2_sum = dw2_partial.data() + static_cast<size_t>(chunk) * n * hidden;
-      float *dw1_sum = dw1_partial.data() + static_cast<size_t>(chunk) * hidden * c;
-      float *db1_sum = db1_partial.data() + static_cast<size_t>(chunk) * hidden;
-      const size_t most = static_cast<size_t>(std::min(block, end - begin) * hidden);
-      std::vector<float> act(most), slope(most), dh(most);
-      ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
-        BiasGeluSlopeRows(h + first * hidden, b1, count, hidden, act.data(), slope.data());
-        int result = WeightGradient<P>(dy + first * n, n, act.data(), hidden, count, n, hidden, 1.0f, dw2_sum);
-        result = result ? result : gemm('N', 'N', count, hidden, n, 1.0f, dy + first * n, n, fc2.data, fc2.ld, 0.0f,
-                                        dh.data(), hidden);
-        for (int64_t r = 0; r < count; ++r) {
-          SlopeGradRow(slope.data() + r * hidden, dh.data() + r * hidden, hidden, dh.data() + r * hidden, db1_sum);
-        }
-        result = result ? result : gemm('N', 'N', count, c, hidden, 1.0f, dh.data(), hidden, fc1.data, fc1.ld, 0.0f,
-                                        dx + first * c, c);
-        result = result ? result : WeightGradient<P>(dh.data(), hidden, x + first * c, c, count, hidden, c, 1.0f,
-                                                     dw1_sum);
-        if (result != 0) status = 100 + result;
-      });
-    });
-    for (auto [partial, width, total] : {std::tuple{&dw2_partial, n * hidden, dw2},
-                                          std::tuple{&dw1_partial, hidden * c, dw1},
-                                          std::tuple{&db1_partial, hidden, db1}}) {
-      const std::vector<float> sum = SumChunks(*partial, chunks, width);
-      std::copy(sum.begin(), sum.end(), total);
-    }
-    ColumnSums(dy, m, n, db2);
-    return status;
+  if (!P::kConverts && m * hidden >= kBlockedMlpGradientElements) {
+    return BlockedMlpGradients(dy, x, h, b1, w1, w2, m, c, hidden, n, dx, dw1, db1, dw2, db2);
   }
+  return LayerByLayerMlpGradients<P>(dy, x, h, b1, w1, w2, m, c, hidden, n, dx, dw1, db1, dw2, db2);
 }
 
 // One attention operand within tokens of (batch, length) rows, ld floats apart, starting at ``data`` (q, k or v's
@@ -1818,8 +1823,7 @@ int BiasGeluBackward(int nparam, void **params, int *ndims, int64_t **shapes, co
       BiasGeluGradRow(x + offset, bias, dy + offset, channels, dx + offset, acc);
     }
   });
-  const std::vector<float> sums = SumChunks(partial, chunks, channels);
-  std::copy(sums.begin(), sums.end(), dbias);
+  SumChunks(partial, chunks, channels, dbias);
   return 0;
 }
 
@@ -1880,7 +1884,8 @@ int PegBackwardWeight(int nparam, void **params, int *ndims, int64_t **shapes, c
       }
     }
   });
-  const std::vector<float> sums = SumChunks(partial, chunks, 10 * channels);
+  std::vector<float> sums(static_cast<size_t>(10 * channels));
+  SumChunks(partial, chunks, 10 * channels, sums.data());
   for (int64_t c = 0; c < channels; ++c) {
     for (int k = 0; k < 9; ++k) dweight[c * 9 + k] = sums[k * channels + c];
   }
@@ -1956,7 +1961,8 @@ int LayerNormBackward(int nparam, void **params, int *ndims, int64_t **shapes, c
                        acc_gamma + channels);
     }
   });
-  const std::vector<float> sums = SumChunks(partial, chunks, 2 * channels);
+  std::vector<float> sums(static_cast<size_t>(2 * channels));
+  SumChunks(partial, chunks, 2 * channels, sums.data());
   std::copy(sums.begin(), sums.begin() + channels, dgamma);
   std::copy(sums.begin() + channels, sums.end(), dbeta);
   return 0;
