@@ -1419,13 +1419,15 @@ int LayerByLayerMlpGradients(const float *dy, const float *x, const float *h, co
   return status != 0 ? status : LinearGradients<P>(dh.get(), x, w1, m, hidden, c, dx, dw1, nullptr);
 }
 
-// MlpGradients in fp32 through both layers a block of rows at a time, each chunk summing its rows' weight gradients.
+// MlpGradients in precision P through both layers a block of rows at a time, each chunk summing its rows' weight
+// gradients, on oneDNN's GEMM function.
+template <typename P>
 int BlockedMlpGradients(const float *dy, const float *x, const float *h, const float *b1, const float *w1,
                         const float *w2, int64_t m, int64_t c, int64_t hidden, int64_t n, float *dx, float *dw1,
                         float *db1, float *dw2, float *db2) {
-  const auto gemm = Fp32::Gemm();
-  if (gemm == nullptr) return kNoOneDnn;
-  const RightOperand<float> fc2(w2, n, hidden, hidden), fc1(w1, hidden, c, c);
+  if (P::Gemm() == nullptr) return kNoOneDnn;
+  const WholeOperand<P> w2_operand(w2, n * hidden), w1_operand(w1, hidden * c);
+  const RightOperand<typename P::Element> fc2(w2_operand.data, n, hidden, hidden), fc1(w1_operand.data, hidden, c, c);
   const int64_t block = GemmBlockRows(hidden, n);
   const int most_chunks = MaxChunks();
   std::vector<float> dw2_partial(static_cast<size_t>(most_chunks) * n * hidden, 0.0f);
@@ -1437,14 +1439,16 @@ int BlockedMlpGradients(const float *dy, const float *x, const float *h, const f
     float *dw1_sum = dw1_partial.data() + static_cast<size_t>(chunk) * hidden * c;
     float *db1_sum = db1_partial.data() + static_cast<size_t>(chunk) * hidden;
     const int64_t most = std::min(block, end - begin);
-    GeluLinearBlockGradients<Fp32> gelu_fc2(b1, fc2, n, hidden, most);
+    GeluLinearBlockGradients<P> gelu_fc2(b1, fc2, n, hidden, most);
     std::vector<float> dh(static_cast<size_t>(most * hidden));
+    auto dh_converted = Scratch<P>(most * hidden), x_converted = Scratch<P>(most * c);
     ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
       int result = gelu_fc2(dy + first * n, h + first * hidden, count, dh.data(), dw2_sum, db1_sum);
-      result = result ? result : gemm('N', 'N', count, c, hidden, 1.0f, dh.data(), hidden, fc1.data, fc1.ld, 0.0f,
-                                      dx + first * c, c);
-      result = result ? result : WeightGradient<Fp32>(dh.data(), hidden, x + first * c, c, count, hidden, c, 1.0f,
-                                                      dw1_sum);
+      const auto *g = P::Operand(dh.data(), count * hidden, dh_converted.data());
+      const auto *a = P::Operand(x + first * c, count * c, x_converted.data());
+      result = result ? result : P::Gemm()('N', 'N', count, c, hidden, 1.0f, g, hidden, fc1.data, fc1.ld, 0.0f,
+                                           dx + first * c, c);
+      result = result ? result : WeightGradient<P>(g, hidden, a, c, count, hidden, c, 1.0f, dw1_sum);
       if (result != 0) status = 100 + result;
     });
   });
@@ -1459,18 +1463,19 @@ int BlockedMlpGradients(const float *dy, const float *x, const float *h, const f
 constexpr int64_t kBlockedMlpGradientElements = 1 << 21;
 
 // The gradients of an MLP y = gelu(h + b1) @ w2^T + b2, h = x (M, C) @ w1 (H, C)^T, from dy (M, N) and the forward's
-// h: dx (M, C), dw1 (H, C), db1 (H), dw2 (N, H), db2 (N). In fp32 on kBlockedMlpGradientElements activations or
-// more, both layers a block of rows at a time, so that the (M, H) hidden gradient is never written whole and read
-// back twice: 0.8x and 0.9x the layer-by-layer time at the first two stages of svt_small and pcpvt_small (6.4-12.8M
-// and 3.2-6.4M activations), 1.0x at 2M (2 threads of the Xeon, family 6 model 207, 2026-12-06), where the whole
-// gradient sits in the cache and fc1's weight gradient, one GEMM over all rows, costs less than its sums a block at
-// a time. Otherwise, and in bf16, layer by layer.
+// h: dx (M, C), dw1 (H, C), db1 (H), dw2 (N, H), db2 (N). On kBlockedMlpGradientElements activations or more, both
+// layers a block of rows at a time, so that the (M, H) hidden gradient is never written whole and read back twice:
+// at the first two stages of svt_small and pcpvt_small (6.4-12.8M and 3.2-6.4M activations) 0.8x and 0.9x the
+// layer-by-layer time in fp32, 0.6-0.8x and 0.8-0.9x in bf16, where the AMX matmuls leave the memory traffic the
+// larger part; 1.0x at 2M (2 threads of the Xeon, family 6 model 207, 2026-12-06), where the whole gradient sits in
+// the cache and fc1's weight gradient, one GEMM over all rows, costs less than its sums a block at a time.
+// Otherwise layer by layer.
 template <typename P>
 int MlpGradients(const float *dy, const float *x, const float *h, const float *b1, const float *w1, const float *w2,
                  int64_t m, int64_t c, int64_t hidden, int64_t n, float *dx, float *dw1, float *db1, float *dw2,
                  float *db2) {
-  if (!P::kConverts && m * hidden >= kBlockedMlpGradientElements) {
-    return BlockedMlpGradients(dy, x, h, b1, w1, w2, m, c, hidden, n, dx, dw1, db1, dw2, db2);
+  if (m * hidden >= kBlockedMlpGradientElements) {
+    return BlockedMlpGradients<P>(dy, x, h, b1, w1, w2, m, c, hidden, n, dx, dw1, db1, dw2, db2);
   }
   return LayerByLayerMlpGradients<P>(dy, x, h, b1, w1, w2, m, c, hidden, n, dx, dw1, db1, dw2, db2);
 }
