@@ -769,7 +769,7 @@ Handle Matrix(const Api &api, int64_t rows, int64_t columns, int type, int64_t r
 // y (rows, N) = a (rows, K) @ w (N, K)^T by oneDNN's matmul primitive, which takes the weight packed once per call
 // where the GEMM functions pack it again for every block of rows. In bf16 (fp32 sums) where oneDNN implements it with
 // AMX: 1.3-3x the bf16 GEMM function's rate on Twins' layers up to 512 wide in and 1024 out on the Xeon (AMX-BF16,
-// 2026-12-04); on wider layers it was slower, and GEMM keeps them. The same primitive, with the operands laid out as
+// 2026-12-04); on wider layers only from kMinWideRows rows on (For). The same primitive, with the operands laid out as
 // they come, multiplies a layer's two gradients (Form). In fp32 on a fixed number of rows (Fp32Layer).
 class PackedMatmul {
  public:
@@ -782,7 +782,7 @@ class PackedMatmul {
   // The bf16 matmul for (K, N) in ``form``, made once and kept; nullptr where it does not apply or oneDNN has no AMX
   // version. A weight gradient's K is a block of the layer's rows, and it applies wherever its input gradient does.
   static const PackedMatmul *For(int64_t rows, int64_t k, int64_t n, Form form = kLayer) {
-    if (form == kLayer && (rows < kMinRows || k > kMaxIn || n > kMaxOut)) return nullptr;
+    if (form == kLayer && rows < (k > kMaxIn || n > kMaxOut ? kMinWideRows : kMinRows)) return nullptr;
     if (form == kInputGradient && rows < kMinGradientRows) return nullptr;
     return Kept(k, n, form, onednn::kBf16, 0);
   }
@@ -832,6 +832,10 @@ class PackedMatmul {
  private:
   static constexpr int64_t kMinRows = 256;  // below, packing the weight costs more than it saves
   static constexpr int64_t kMaxIn = 512, kMaxOut = 1024;
+  // The fewest rows for a layer wider than kMaxIn in or kMaxOut out: an MLP kernel on 1568 rows (pcpvt_small's third
+  // stage at batch 8, 320 -> 1280 -> 320) ran 0.74-0.77x its time by the GEMM function, on 6272 rows 0.52-0.65x, on
+  // 392 rows (512 -> 2048 -> 512) 1.04-1.19x (Xeon family 6 model 207, 2 threads, 2026-12-06).
+  static constexpr int64_t kMinWideRows = 1024;
   // A layer's gradients on fewer rows ran slower than by the GEMM function (392 rows: 0.6x), on 1568 and more rows
   // 1.0-1.7x at every width of svt_small and pcpvt_small (Xeon family 6 model 167, 2 threads, 2026-12-04).
   static constexpr int64_t kMinGradientRows = 1024;

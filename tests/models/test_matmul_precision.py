@@ -114,8 +114,9 @@ def gelu_slope(z):
 
 
 @needs_bf16
-@pytest.mark.parametrize("rows, hidden", [(300, 96), (2148, 1024)],
-                         ids=["layer by layer", "both layers a block of rows at a time"])  # from 2^21 activations
+# the backward from 2^21 hidden activations on, and AMX's packed weights for layers over 1024 wide from 1024 rows on
+@pytest.mark.parametrize("rows, hidden", [(300, 96), (2148, 1040)],
+                         ids=["layer by layer", "both layers a block of rows at a time"])
 def test_bf16_training_mlp_multiplies_rounded_operands_and_recomputes_the_activations_for_its_gradients(rows, hidden):
     rng = np.random.default_rng(4)
     x, bias1, bias2, upstream = (rng.standard_normal(shape).astype(np.float32)
@@ -134,7 +135,8 @@ def test_bf16_training_mlp_multiplies_rounded_operands_and_recomputes_the_activa
                                                      grad_position=(0, 1, 2, 3, 4))(*inputs)
     dh = (to_bf16(upstream) @ to_bf16(weight2)) * gelu_slope(z)
     np.testing.assert_allclose(dbias1.asnumpy(), dh.sum(axis=0), rtol=0, atol=1e-3)
-    np.testing.assert_allclose(dweight2.asnumpy(), to_bf16(upstream).T @ to_bf16(activations), rtol=0, atol=2e-2)
+    # summed over every row, each activation rounded the other way adds its 2^-8 step times its upstream gradient
+    np.testing.assert_allclose(dweight2.asnumpy(), to_bf16(upstream).T @ to_bf16(activations), rtol=0, atol=5e-2)
     np.testing.assert_allclose(dbias2.asnumpy(), upstream.sum(axis=0), rtol=1e-5, atol=1e-5)
     # dh is rounded to bf16 for fc1's gradients: one near a midpoint may round the other way
     np.testing.assert_allclose(dx.asnumpy(), to_bf16(dh) @ to_bf16(weight1), rtol=0, atol=2e-2)
