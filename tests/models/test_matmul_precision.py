@@ -115,14 +115,14 @@ def gelu_slope(z):
 
 @needs_bf16
 # the backward from 2^21 hidden activations on, and AMX's packed weights for layers over 1024 wide from 1024 rows on
-@pytest.mark.parametrize("rows, hidden", [(300, 96), (2148, 1040)],
+@pytest.mark.parametrize("rows, width", [(300, 96), (2148, 1040)],
                          ids=["layer by layer", "both layers a block of rows at a time"])
-def test_bf16_training_mlp_multiplies_rounded_operands_and_recomputes_the_activations_for_its_gradients(rows, hidden):
+def test_bf16_training_mlp_multiplies_rounded_operands_and_recomputes_the_activations_for_its_gradients(rows, width):
     rng = np.random.default_rng(4)
     x, bias1, bias2, upstream = (rng.standard_normal(shape).astype(np.float32)
-                                 for shape in ((rows, 64), (hidden,), (24,), (rows, 24)))
+                                 for shape in ((rows, 64), (width,), (24,), (rows, 24)))
     weight1, weight2 = ((rng.standard_normal(shape) / shape[1] ** 0.5).astype(np.float32)
-                        for shape in ((hidden, 64), (24, hidden)))
+                        for shape in ((width, 64), (24, width)))
     inputs = [ms.Tensor(array) for array in (x, weight1, bias1, weight2, bias2)]
     y, hidden = (out.asnumpy() for out in mlp_training_op("bf16")(*inputs))
     np.testing.assert_allclose(hidden, to_bf16(x) @ to_bf16(weight1).T, rtol=1e-5, atol=1e-5)
