@@ -476,9 +476,10 @@ class PackedAttention(nn.Cell):
 
 
 # (batch, query tokens, key tokens, channels, heads): GSA's shapes, one whose queries span several blocks of the
-# kernel (and so sum dk and dv over blocks), and self-attention over more keys than queries per block.
+# kernel (and so sum dk and dv over blocks), and self-attention over more keys than queries per block, by heads of
+# 8 and 64 channels (few queries by 32 or 64 channels take the kernel's own products, other shapes the GEMM's).
 @pytest.mark.parametrize("batch, queries, keys, channels, heads", [(2, 50, 9, 64, 2), (1, 800, 49, 40, 1),
-                                                                   (2, 7, 700, 32, 4)])
+                                                                   (2, 7, 700, 32, 4), (1, 20, 700, 128, 2)])
 def test_fused_attention_equals_split_heads_attention_and_its_gradients(batch, queries, keys, channels, heads):
     rng = np.random.default_rng(6)
     q = ms.Tensor(rng.standard_normal((batch, queries, channels)).astype(np.float32))
