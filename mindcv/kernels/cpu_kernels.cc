@@ -1552,13 +1552,14 @@ constexpr int64_t kLanes = 8;
 #endif
 // kLanes floats as a vector register holds them, loaded from and stored to any float's address.
 using Lanes = float __attribute__((vector_size(kLanes * sizeof(float)), aligned(alignof(float)), may_alias));
-// A tile's accumulators: up to kTileRows rows of up to kTileVectors vectors, half the vector registers.
-constexpr int kTileRows = 4;
+// A tile's accumulators, half the vector registers: up to kTileVectors vectors by up to kAccumulators / vectors rows.
+constexpr int kAccumulators = kLanes;
 constexpr int kTileVectors = kLanes / 4;
 
 // out (R, V * kLanes) = beta * out + alpha * (w^T x) for a tile of R rows and V vectors, fixed so that its
 // accumulators stay in registers: w (T, R) with w(t, r) at w[t * wt + r * wr], x (T, V * kLanes) rows ldx apart.
-// beta 0 leaves out unread.
+// beta 0 leaves out unread. The loops over R and V are unrolled whole: left as loops, GCC kept the accumulators in an
+// array on the stack.
 template <int R, int V>
 void ProductTile(const float *w, int64_t wt, int64_t wr, const float *x, int64_t ldx, int64_t t_count, float alpha,
                  float beta, float *out, int64_t ldo) {
@@ -1591,13 +1592,20 @@ void ProductTile(const float *w, int64_t wt, int64_t wr, const float *x, int64_t
 
 using Tile = void (*)(const float *, int64_t, int64_t, const float *, int64_t, int64_t, float, float, float *, int64_t);
 
-template <size_t... I>
-constexpr std::array<Tile, sizeof...(I)> MakeTiles(std::index_sequence<I...>) {
-  return {ProductTile<I / kTileVectors + 1, I % kTileVectors + 1>...};
+template <int R, int V>
+constexpr Tile TileOrNone() {
+  if constexpr (R * V <= kAccumulators) return ProductTile<R, V>;
+  return nullptr;
 }
 
-// ProductTile for (rows, vectors) at kTiles[(rows - 1) * kTileVectors + vectors - 1].
-constexpr auto kTiles = MakeTiles(std::make_index_sequence<kTileRows * kTileVectors>());
+template <size_t... I>
+constexpr std::array<Tile, sizeof...(I)> MakeTiles(std::index_sequence<I...>) {
+  return {TileOrNone<I / kTileVectors + 1, I % kTileVectors + 1>()...};
+}
+
+// ProductTile for (rows, vectors) at kTiles[(rows - 1) * kTileVectors + vectors - 1], rows * vectors at most
+// kAccumulators.
+constexpr auto kTiles = MakeTiles(std::make_index_sequence<kAccumulators * kTileVectors>());
 
 // The terms of a SmallProduct summed at a time: x's rows for them, a tile's columns wide, stay in the L1 cache while
 // every tile of rows takes them.
@@ -1612,8 +1620,8 @@ void SmallProduct(const float *w, int64_t wt, int64_t wr, const float *x, int64_
     const float tile_beta = t == 0 ? beta : 1.0f;
     for (int64_t c = 0; c < columns; c += kTileVectors * kLanes) {
       const int64_t vectors = std::min<int64_t>(kTileVectors, (columns - c) / kLanes);
-      for (int64_t r = 0; r < rows; r += kTileRows) {
-        const int64_t tile_rows = std::min<int64_t>(kTileRows, rows - r);
+      for (int64_t r = 0; r < rows; r += kAccumulators / vectors) {
+        const int64_t tile_rows = std::min<int64_t>(kAccumulators / vectors, rows - r);
         kTiles[(tile_rows - 1) * kTileVectors + vectors - 1](w + t * wt + r * wr, wt, wr, x + t * ldx + c, ldx, terms,
                                                              alpha, tile_beta, out + r * ldo + c, ldo);
       }
@@ -1622,19 +1630,16 @@ void SmallProduct(const float *w, int64_t wt, int64_t wr, const float *x, int64_
 }
 
 // The products of one head's attention on a block of its query rows, the scores kept (keys, Columns(rows)) as
-// SoftmaxColumns takes them. A window's 49 queries and keys by a head's 32 or 64 channels make products so small that
-// the GEMM function's cost per call outweighs their work, so where a head has at most kSmallProductQueries queries
-// and is a whole number of vectors wide they run by SmallProduct (the rows' block then transposed, its columns padded
-// to whole vectors with zeros): svt_small's windowed attention took 0.59-0.85x the GEMM function's time forward and
-// backward at every stage (Xeon family 6 model 207, 2 threads, batch 8, four alternations). On the 196-3136 queries
-// of the global attention before the last stage the two ran level within the spread, and those keep the GEMM
-// function. One per thread: it holds the transposed block.
+// SoftmaxColumns takes them. Twins' 49 keys by a head's 32 or 64 channels make products so small that the GEMM
+// function's cost per call outweighs much of their work, so where a head is a whole number of vectors wide they run
+// by SmallProduct (the rows' block then transposed, its columns padded to whole vectors with zeros). Forward and
+// backward, svt_small's windowed attention took 0.77-0.84x the GEMM function's time at every stage, the global
+// attention on 196-3136 queries 0.92-1.00x, on the last stage's 49 0.82-0.85x (Xeon family 6 model 207, 2 threads,
+// batch 8, fastest of 8 calls in three alternations, two runs). One per thread: it holds the transposed block.
 class HeadProducts {
  public:
-  static constexpr int64_t kSmallProductQueries = 64;
-
-  HeadProducts(const AttentionShape &s, int64_t queries, int64_t keys, int64_t block)
-      : keys_(keys), d_(s.head_dim), small_(s.head_dim % kLanes == 0 && queries <= kSmallProductQueries),
+  HeadProducts(const AttentionShape &s, int64_t keys, int64_t block)
+      : keys_(keys), d_(s.head_dim), small_(s.head_dim % kLanes == 0),
         transposed_(small_ ? static_cast<size_t>(s.head_dim * Columns(block)) : 0) {}
 
   int64_t Columns(int64_t rows) const { return small_ ? (rows + kLanes - 1) / kLanes * kLanes : rows; }
@@ -1683,7 +1688,7 @@ int AttendForward(const Operand &q, const Operand &k, const Operand &v, float *o
   const int64_t blocks = (q.length + block - 1) / block;
   std::atomic<int> status{0};
   ParallelFor(s.batch * s.heads * blocks, 1, [&](int, int64_t begin, int64_t end) {
-    HeadProducts products(s, q.length, keys, block);
+    HeadProducts products(s, keys, block);
     std::vector<float> scores(static_cast<size_t>(keys * products.Columns(block)));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / (s.heads * blocks), h = item / blocks % s.heads, first = item % blocks * block;
@@ -1709,7 +1714,7 @@ int AttendBackward(const Operand &q, const Operand &k, const Operand &v, const f
   const int64_t keys = k.length, block = std::min(QueryBlock(keys), q.length), d = s.head_dim;
   std::atomic<int> status{0};
   ParallelFor(s.batch * s.heads, 1, [&](int, int64_t begin, int64_t end) {
-    HeadProducts products(s, q.length, keys, block);
+    HeadProducts products(s, keys, block);
     std::vector<float> probs(static_cast<size_t>(keys * products.Columns(block))), dprobs(probs.size());
     std::vector<float> dot(static_cast<size_t>(block));
     for (int64_t item = begin; item < end; ++item) {

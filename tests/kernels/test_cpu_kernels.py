@@ -477,7 +477,7 @@ class PackedAttention(nn.Cell):
 
 # (batch, query tokens, key tokens, channels, heads): GSA's shapes, one whose queries span several blocks of the
 # kernel (and so sum dk and dv over blocks), and self-attention over more keys than queries per block, by heads of
-# 8 and 64 channels (few queries by 32 or 64 channels take the kernel's own products, other shapes the GEMM's).
+# 8 and 64 channels (heads a whole number of vectors wide take the kernel's own products, others the GEMM function).
 @pytest.mark.parametrize("batch, queries, keys, channels, heads", [(2, 50, 9, 64, 2), (1, 800, 49, 40, 1),
                                                                    (2, 7, 700, 32, 4), (1, 20, 700, 128, 2)])
 def test_fused_attention_equals_split_heads_attention_and_its_gradients(batch, queries, keys, channels, heads):
