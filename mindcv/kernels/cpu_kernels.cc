@@ -1359,9 +1359,9 @@ int WholeGeluLinearGradients(const float *dy_data, const float *h, const float *
 
 // A layer's weight w (N, K) made ready for its input gradient dx (count, K) = g (count, N) @ w a block of rows at a
 // time, in precision P: in bf16 by AMX's matmul with w packed once, where PackedMatmul::For gives one for the call's
-// ``rows``, otherwise by the GEMM function, which packs w again for every block. The MLP backward's blocks took
-// 0.89x (svt_small) and 0.76x (pcpvt_small) their time per step by the GEMM function with it, the bf16 training
-// step 0.97-0.98x and 0.95-0.96x (Xeon family 6 model 207, 2 threads, batch 8).
+// ``rows``, otherwise by the GEMM function, which packs w again for every block. The MLP backward took 0.89-0.91x
+// (svt_small) and 0.76-0.85x (pcpvt_small) its time per step by the GEMM function with it, the bf16 training step
+// 0.96-1.04x (within the VM's spread) and 0.84-0.96x (Xeon family 6 model 207, 2 threads, batch 8, two runs).
 template <typename P>
 class GradientWeight {
  public:
