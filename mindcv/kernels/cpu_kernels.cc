@@ -1601,24 +1601,24 @@ template <int R, int V>
 void ProductTile(const float *w, int64_t wt, int64_t wr, const float *x, int64_t ldx, int64_t t_count, float alpha,
                  float beta, float *out, int64_t ldo) {
   Lanes acc[R][V];
-  #pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
-    #pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int v = 0; v < V; ++v) acc[r][v] = Lanes{};
   for (int64_t t = 0; t < t_count; ++t) {
     Lanes xs[V];
-    #pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int v = 0; v < V; ++v) xs[v] = *reinterpret_cast<const Lanes *>(x + t * ldx + v * kLanes);
-    #pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const float weight = w[t * wt + r * wr];
-      #pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int v = 0; v < V; ++v) acc[r][v] += weight * xs[v];
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
-    #pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int v = 0; v < V; ++v) {
       auto *o = reinterpret_cast<Lanes *>(out + r * ldo + v * kLanes);
       if (beta == 0.0f) *o = alpha * acc[r][v];
