@@ -1269,23 +1269,54 @@ int AmxWeightGradient(const uint16_t *dy, const float *x, int64_t begin, int64_t
   return result != 0 ? result : matmul->Multiply(dy + begin * n, n, packed.data, dw, scratch.data);
 }
 
-// LinearGradients in bf16 by the AMX matmul, the ``input_gradient`` one for (N, K): dx with w packed once, dw split
-// over the pool by blocks of M, each chunk's partial sum packing its rows of x.
-int AmxLinearGradients(const PackedMatmul &input_gradient, const float *dy_data, const float *x, const float *w,
-                       int64_t m, int64_t n, int64_t k, float *dx, float *dw, float *dbias) {
-  const std::vector<uint16_t> dy = ToBf16Parallel(dy_data, m * n);
-  AlignedBytes packed_w(input_gradient.PackedBytes());
-  {
-    AlignedBytes scratch(input_gradient.ScratchBytes());
-    const int result = input_gradient.Pack(w, packed_w.data, scratch.data);
-    if (result != 0) return result;
+// A layer's weight w (N, K) made ready for its input gradient dx (count, K) = g (count, N) @ w a block of rows at a
+// time, in precision P: in bf16 by AMX's matmul with w packed once, where PackedMatmul::For gives one for the call's
+// ``rows``, otherwise by the GEMM function, which packs w again for every block. The MLP backward took 0.89-0.91x
+// (svt_small) and 0.76-0.85x (pcpvt_small) its time per step by the GEMM function with it, the bf16 training step
+// 0.96-1.04x (within the VM's spread) and 0.84-0.96x (Xeon family 6 model 207, 2 threads, batch 8, two runs).
+template <typename P>
+class GradientWeight {
+ public:
+  GradientWeight(const float *w, int64_t rows, int64_t n, int64_t k)
+      : n_(n), k_(k),
+        matmul_(P::kConverts ? PackedMatmul::For(rows, n, k, PackedMatmul::kInputGradient) : nullptr),
+        packed_(matmul_ ? matmul_->PackedBytes() : 0), plain_(matmul_ ? nullptr : w, matmul_ ? 0 : n * k),
+        right_(plain_.data, n, k, k) {
+    if (matmul_ == nullptr) return;
+    AlignedBytes scratch(matmul_->ScratchBytes());
+    status_ = matmul_->Pack(w, packed_.data, scratch.data);
   }
+
+  int status() const { return status_; }
+  // Whether w is packed for AMX's matmul, whose weight gradients AmxWeightGradient then takes too.
+  bool packed() const { return matmul_ != nullptr; }
+  size_t ScratchBytes() const { return matmul_ ? matmul_->ScratchBytes() : 0; }
+
+  // dx (count, K) = g (count, N) @ w, with ``scratch`` (ScratchBytes()) of the calling thread's own.
+  int Multiply(const typename P::Element *g, int64_t count, float *dx, void *scratch) const {
+    if (matmul_ != nullptr) return matmul_->Multiply(g, count, packed_.data, dx, scratch);
+    return P::Gemm()('N', 'N', count, k_, n_, 1.0f, g, n_, right_.data, right_.ld, 0.0f, dx, k_);
+  }
+
+ private:
+  int64_t n_, k_;
+  const PackedMatmul *matmul_;
+  AlignedBytes packed_;
+  WholeOperand<P> plain_;
+  RightOperand<typename P::Element> right_;
+  int status_ = 0;
+};
+
+// LinearGradients in bf16 on AMX, w packed in ``weight``: dw split over the pool by blocks of M, each chunk's
+// partial sum packing its rows of x.
+int AmxLinearGradients(const GradientWeight<Bf16> &weight, const float *dy_data, const float *x, int64_t m, int64_t n,
+                       int64_t k, float *dx, float *dw, float *dbias) {
+  const std::vector<uint16_t> dy = ToBf16Parallel(dy_data, m * n);
   std::vector<float> dw_partial(static_cast<size_t>(MaxChunks() - 1) * n * k);
   std::atomic<int> status{0};
   const int chunks = ParallelFor(m, kGemmMinRows, [&](int chunk, int64_t begin, int64_t end) {
-    AlignedBytes scratch(input_gradient.ScratchBytes());
-    int result = input_gradient.Multiply(dy.data() + begin * n, end - begin, packed_w.data, dx + begin * k,
-                                         scratch.data);
+    AlignedBytes scratch(weight.ScratchBytes());
+    int result = weight.Multiply(dy.data() + begin * n, end - begin, dx + begin * k, scratch.data);
     float *sum = chunk == 0 ? dw : dw_partial.data() + static_cast<size_t>(chunk - 1) * n * k;
     result = result ? result : AmxWeightGradient(dy.data(), x, begin, end, n, k, sum);
     if (result != 0) status = result;
@@ -1305,21 +1336,18 @@ int AmxLinearGradients(const PackedMatmul &input_gradient, const float *dy_data,
 // dw (N, K) = dy^T @ x, every operand converted once for both, and dbias (N) where it is not null. dx is split over
 // the pool by rows, dw by bands of its rows (each summing over M); in bf16 on AMX as AmxLinearGradients does.
 template <typename P>
-int LinearGradients(const float *dy_data, const float *x_data, const float *w_data, int64_t m, int64_t n, int64_t k,
+int LinearGradients(const float *dy_data, const float *x_data, const float *w, int64_t m, int64_t n, int64_t k,
                     float *dx, float *dw, float *dbias) {
-  const auto gemm = P::Gemm();
-  if (gemm == nullptr) return kNoOneDnn;
+  if (P::Gemm() == nullptr) return kNoOneDnn;
+  const GradientWeight<P> weight(w, m, n, k);
+  if (weight.status() != 0) return weight.status();
   if constexpr (P::kConverts) {
-    if (const PackedMatmul *amx = PackedMatmul::For(m, n, k, PackedMatmul::kInputGradient)) {
-      return AmxLinearGradients(*amx, dy_data, x_data, w_data, m, n, k, dx, dw, dbias);
-    }
+    if (weight.packed()) return AmxLinearGradients(weight, dy_data, x_data, m, n, k, dx, dw, dbias);
   }
-  const WholeOperand<P> dy(dy_data, m * n), x(x_data, m * k), w(w_data, n * k);
-  const RightOperand<typename P::Element> right(w.data, n, k, k);
+  const WholeOperand<P> dy(dy_data, m * n), x(x_data, m * k);
   std::atomic<int> status{0};
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
-    const int result = gemm('N', 'N', end - begin, k, n, 1.0f, dy.data + begin * n, n, right.data, right.ld, 0.0f,
-                            dx + begin * k, k);
+    const int result = weight.Multiply(dy.data + begin * n, end - begin, dx + begin * k, nullptr);
     if (result != 0) status = 100 + result;
   });
   const int dw_status = BandedWeightGradient<P>(dy.data, x.data, m, n, k, dw);
@@ -1356,42 +1384,6 @@ int WholeGeluLinearGradients(const float *dy_data, const float *h, const float *
   SumChunks(dbias_partial, chunks, k, dbias);
   return status;
 }
-
-// A layer's weight w (N, K) made ready for its input gradient dx (count, K) = g (count, N) @ w a block of rows at a
-// time, in precision P: in bf16 by AMX's matmul with w packed once, where PackedMatmul::For gives one for the call's
-// ``rows``, otherwise by the GEMM function, which packs w again for every block. The MLP backward took 0.89-0.91x
-// (svt_small) and 0.76-0.85x (pcpvt_small) its time per step by the GEMM function with it, the bf16 training step
-// 0.96-1.04x (within the VM's spread) and 0.84-0.96x (Xeon family 6 model 207, 2 threads, batch 8, two runs).
-template <typename P>
-class GradientWeight {
- public:
-  GradientWeight(const float *w, int64_t rows, int64_t n, int64_t k)
-      : n_(n), k_(k),
-        matmul_(P::kConverts ? PackedMatmul::For(rows, n, k, PackedMatmul::kInputGradient) : nullptr),
-        packed_(matmul_ ? matmul_->PackedBytes() : 0), plain_(matmul_ ? nullptr : w, matmul_ ? 0 : n * k),
-        right_(plain_.data, n, k, k) {
-    if (matmul_ == nullptr) return;
-    AlignedBytes scratch(matmul_->ScratchBytes());
-    status_ = matmul_->Pack(w, packed_.data, scratch.data);
-  }
-
-  int status() const { return status_; }
-  size_t ScratchBytes() const { return matmul_ ? matmul_->ScratchBytes() : 0; }
-
-  // dx (count, K) = g (count, N) @ w, with ``scratch`` (ScratchBytes()) of the calling thread's own.
-  int Multiply(const typename P::Element *g, int64_t count, float *dx, void *scratch) const {
-    if (matmul_ != nullptr) return matmul_->Multiply(g, count, packed_.data, dx, scratch);
-    return P::Gemm()('N', 'N', count, k_, n_, 1.0f, g, n_, right_.data, right_.ld, 0.0f, dx, k_);
-  }
-
- private:
-  int64_t n_, k_;
-  const PackedMatmul *matmul_;
-  AlignedBytes packed_;
-  WholeOperand<P> plain_;
-  RightOperand<typename P::Element> right_;
-  int status_ = 0;
-};
 
 // One block's share of GeluLinearGradients' blocked path, for ``count`` rows from dy (count, N) and h (count, K):
 // gelu(h + bias) and its slope recomputed into the chunk's scratch, dw_sum (N, K) += dy^T @ gelu(h + bias), dh
