@@ -1407,26 +1407,51 @@ int WholeGeluLinearGradients(const float *dy_data, const float *h, const float *
 
 // One block's share of GeluLinearGradients' blocked path, for ``count`` rows from dy (count, N) and h (count, K):
 // gelu(h + bias) and its slope recomputed into the chunk's scratch, dw_sum (N, K) += dy^T @ gelu(h + bias), dh
-// (count, K) = (dy @ w) * slope and dbias_sum (K) += its column sums.
+// (count, K) = dy @ w, and ``grad`` (count, K) = dh * slope, fp32 (where it may be dh) or bf16, with dbias_sum (K) +=
+// its column sums. Where P converts, the activations and ``grad`` go to bf16 a row at a time through one fp32 row in
+// the L1 cache: whole blocks converted after GELU and after the slope cost a pass over the L2 cache each (a bf16 MLP
+// backward at Twins' first two stages 0.80-1.00x its time, Xeon family 6 model 207, 2 threads, medians of 24).
 template <typename P>
 class GeluLinearBlockGradients {
  public:
   GeluLinearBlockGradients(const float *bias, const GradientWeight<P> &w, int64_t n, int64_t k, int64_t most_rows)
-      : bias_(bias), w_(w), n_(n), k_(k), act_(static_cast<size_t>(most_rows * k)), slope_(act_.size()),
-        act_converted_(Scratch<P>(most_rows * k)), dy_converted_(Scratch<P>(most_rows * n)),
-        scratch_(w.ScratchBytes()) {}
+      : bias_(bias), w_(w), n_(n), k_(k), act_(static_cast<size_t>(P::kConverts ? k : most_rows * k)),
+        slope_(static_cast<size_t>(most_rows * k)), act_converted_(Scratch<P>(most_rows * k)),
+        dy_converted_(Scratch<P>(most_rows * n)), scratch_(w.ScratchBytes()) {}
 
-  int operator()(const float *dy, const float *h, int64_t count, float *dh, float *dw_sum, float *dbias_sum) {
-    BiasGeluSlopeRows(h, bias_, count, k_, act_.data(), slope_.data());
-    const auto *a = P::Operand(act_.data(), count * k_, act_converted_.data());
+  template <typename T>
+  int operator()(const float *dy, const float *h, int64_t count, float *dh, T *grad, float *dw_sum,
+                 float *dbias_sum) {
+    const auto *a = Activations(h, count);
     const auto *g = P::Operand(dy, count * n_, dy_converted_.data());
     int result = WeightGradient<P>(g, n_, a, k_, count, n_, k_, 1.0f, dw_sum);
     result = result ? result : w_.Multiply(g, count, dh, scratch_.data);
-    for (int64_t r = 0; r < count; ++r) SlopeGradRow(slope_.data() + r * k_, dh + r * k_, k_, dh + r * k_, dbias_sum);
+    for (int64_t r = 0; r < count; ++r) {
+      if constexpr (std::is_same_v<T, float>) {
+        SlopeGradRow(slope_.data() + r * k_, dh + r * k_, k_, grad + r * k_, dbias_sum);
+      } else {
+        SlopeGradRow(slope_.data() + r * k_, dh + r * k_, k_, act_.data(), dbias_sum);
+        ToBf16(act_.data(), k_, grad + r * k_);
+      }
+    }
     return result;
   }
 
  private:
+  // gelu(h + bias) of ``count`` rows as P's operand, its slope into slope_; act_ holds them in fp32, or one row.
+  const typename P::Element *Activations(const float *h, int64_t count) {
+    if constexpr (P::kConverts) {
+      for (int64_t r = 0; r < count; ++r) {
+        BiasGeluSlopeRows(h + r * k_, bias_, 1, k_, act_.data(), slope_.data() + r * k_);
+        ToBf16(act_.data(), k_, act_converted_.data() + r * k_);
+      }
+      return act_converted_.data();
+    } else {
+      BiasGeluSlopeRows(h, bias_, count, k_, act_.data(), slope_.data());
+      return act_.data();
+    }
+  }
+
   const float *bias_;
   const GradientWeight<P> &w_;
   int64_t n_, k_;
@@ -1455,7 +1480,8 @@ int GeluLinearGradients(const float *dy, const float *h, const float *bias, cons
     float *dbias_sum = dbias_partial.data() + static_cast<size_t>(chunk) * k;
     GeluLinearBlockGradients<P> gelu_linear(bias, weight, n, k, std::min(block, end - begin));
     ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
-      const int result = gelu_linear(dy + first * n, h + first * k, count, dh + first * k, dw_sum, dbias_sum);
+      const int result =
+          gelu_linear(dy + first * n, h + first * k, count, dh + first * k, dh + first * k, dw_sum, dbias_sum);
       if (result != 0) status = 100 + result;
     });
   });
@@ -1474,6 +1500,10 @@ int LayerByLayerMlpGradients(const float *dy, const float *x, const float *h, co
   return status != 0 ? status : LinearGradients<P>(dh.data(), x, w1, m, hidden, c, dx, dw1, nullptr);
 }
 
+// The fewest rows of a block of BlockedMlpGradients in bf16 on AMX: its products ran faster on 256 rows than on 128 at
+// pcpvt_small's second stage (6272 x 128 -> 1024: 0.87-0.88x the time, Xeon family 6 model 207, 2 threads).
+constexpr int64_t kAmxMlpGradientMinRows = 256;
+
 // MlpGradients in precision P through both layers a block of rows at a time, each chunk summing its rows' weight
 // gradients, on oneDNN's GEMM function.
 template <typename P>
@@ -1483,7 +1513,8 @@ int BlockedMlpGradients(const float *dy, const float *x, const float *h, const f
   if (P::Gemm() == nullptr) return kNoOneDnn;
   const GradientWeight<P> fc2(w2, m, n, hidden), fc1(w1, m, hidden, c);
   if (fc2.status() != 0 || fc1.status() != 0) return fc2.status() != 0 ? fc2.status() : fc1.status();
-  const int64_t block = GemmBlockRows(hidden, n);
+  const int64_t block = P::kConverts && fc2.packed() ? std::max(kAmxMlpGradientMinRows, GemmBlockRows(hidden, n))
+                                     : GemmBlockRows(hidden, n);
   const int most_chunks = MaxChunks();
   std::vector<float> dw2_partial(static_cast<size_t>(most_chunks) * n * hidden, 0.0f);
   std::vector<float> dw1_partial(static_cast<size_t>(most_chunks) * hidden * c, 0.0f);
@@ -1497,13 +1528,14 @@ int BlockedMlpGradients(const float *dy, const float *x, const float *h, const f
     GeluLinearBlockGradients<P> gelu_fc2(b1, fc2, n, hidden, most);
     Buffer<float> dh(static_cast<size_t>(most * hidden));
     auto dh_converted = Scratch<P>(most * hidden), x_converted = Scratch<P>(most * c);
+    typename P::Element *grad = dh_converted.data();
+    if constexpr (!P::kConverts) grad = dh.data();
     AlignedBytes fc1_scratch(fc1.ScratchBytes());
     ForRowBlocks(begin, end, block, [&](int64_t first, int64_t count) {
-      int result = gelu_fc2(dy + first * n, h + first * hidden, count, dh.data(), dw2_sum, db1_sum);
-      const auto *g = P::Operand(dh.data(), count * hidden, dh_converted.data());
+      int result = gelu_fc2(dy + first * n, h + first * hidden, count, dh.data(), grad, dw2_sum, db1_sum);
       const auto *a = P::Operand(x + first * c, count * c, x_converted.data());
-      result = result ? result : fc1.Multiply(g, count, dx + first * c, fc1_scratch.data);
-      result = result ? result : WeightGradient<P>(g, hidden, a, c, count, hidden, c, 1.0f, dw1_sum);
+      result = result ? result : fc1.Multiply(grad, count, dx + first * c, fc1_scratch.data);
+      result = result ? result : WeightGradient<P>(grad, hidden, a, c, count, hidden, c, 1.0f, dw1_sum);
       if (result != 0) status = 100 + result;
     });
   });
