@@ -19,10 +19,11 @@ from mindcv.data import source_of
 from mindcv.deploy.inference import write_class_names
 from mindcv.engine import (CheckpointManager, EpochLog, PartialEpoch, StopRequest, TrainingStopped, all_reduce_sum,
                            all_reduce_mean, build_dataset, build_eval_loader, build_model, build_train_loader,
-                           build_train_step, count_train_steps, evaluate, init_context, prepare_output_dir,
-                           resolve_num_classes, resume_point, save_train_state, step_outputs, swap_ema_weights,
-                           uses_data_sink)
+                           build_train_step, check_precision_and_amp, count_train_steps, evaluate, init_context,
+                           prepare_output_dir, resolve_num_classes, resume_point, save_train_state, step_outputs,
+                           swap_ema_weights, uses_data_sink)
 from mindcv.foundation import NonFiniteLossError, setup_logging
+from mindcv.models import set_matmul_precision
 
 _logger = logging.getLogger("train")
 
@@ -163,7 +164,9 @@ def train(args, stop):
     val_set = call_with_options(build_dataset, args, args.val_split, shuffle=False) if args.val_while_train else None
     if is_main and source_of(train_set).classes:
         write_class_names(args.ckpt_save_dir, source_of(train_set).classes)  # infer.py labels predictions with it
+    check_precision_and_amp(args.precision, args.amp_level)
     model = call_with_options(build_model, args, checkpoint_path="" if args.resume_opt else args.ckpt_path)
+    precision = set_matmul_precision(model, args.precision)
     loader_options = options_for(build_train_loader, args)
     steps_per_epoch = count_train_steps(train_set, **loader_options)
     train_step, loss_fn, lr = call_with_options(build_train_step, args, model, steps_per_epoch)
@@ -173,8 +176,9 @@ def train(args, stop):
     records = RankZeroRecords(args, train_step, lr, point.epoch) if is_main else None
     run = Run(args, train_step, lr, steps_per_epoch, device_num, records and records.manager, stop)
     stop.armed = True
-    _logger.info("Training %s on %d device(s), %d steps per epoch, epochs %d to %d%s.", args.model, device_num,
-                 steps_per_epoch, point.epoch + 1, args.epoch_size, ", through the data sink" if run.sink else "")
+    _logger.info("Training %s on %d device(s), %d steps per epoch, epochs %d to %d, matmuls in %s%s.", args.model,
+                 device_num, steps_per_epoch, point.epoch + 1, args.epoch_size, precision,
+                 ", through the data sink" if run.sink else "")
     global_step, partial = point.global_step, point.partial_epoch
     for epoch in range(point.epoch + 1, args.epoch_size + 1):
         loader = build_train_loader(train_set, epoch, **loader_options)

@@ -2,8 +2,8 @@
 import sys
 
 from mindcv.cli import call_with_options, parse_args, run_cli
-from mindcv.engine import (apply_amp, build_dataset, build_eval_loader, build_model, evaluate, init_context,
-                           resolve_num_classes)
+from mindcv.engine import (apply_amp, build_dataset, build_eval_loader, build_model, check_precision_and_amp, evaluate,
+                           init_context, resolve_num_classes)
 from mindcv.foundation import InvalidValueError
 from mindcv.loss import create_loss
 from mindcv.models import set_matmul_precision
@@ -13,9 +13,7 @@ def main(args):
     init_context(args.mode, args.device_target)
     if not args.ckpt_path and not args.pretrained:
         raise InvalidValueError("validate.py needs --ckpt_path CKPT or --pretrained True.")
-    if args.val_precision != "fp32" and args.val_amp_level != "O0":
-        raise InvalidValueError(f"--val_precision {args.val_precision} computes the fp32 network's matmuls in bf16; "
-                                f"with --val_amp_level {args.val_amp_level} use --val_precision fp32.")
+    check_precision_and_amp(args.val_precision, args.val_amp_level, "val_precision", "val_amp_level")
     val_set = call_with_options(build_dataset, args, args.val_split, shuffle=args.eval_shuffle)
     args.num_classes = resolve_num_classes(val_set, args.num_classes)
     model = call_with_options(build_model, args, checkpoint_path=args.ckpt_path,

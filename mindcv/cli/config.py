@@ -235,6 +235,9 @@ SCHEMA = {
         Option("amp_level", "O0", "MindSpore automatic mixed precision level", choices=("O0", "O1", "O2", "O3")),
         Option("amp_cast_list", None, "custom list of ops cast to fp16 (None: MindSpore's default)",
                optional(str)),
+        Option("precision", "fp32", "train.py: precision of the trained network's matmuls on CPU, forward and "
+               "backward; bf16: bf16 operands, fp32 sums, weights and optimizer (AVX-512-BF16 or AMX; elsewhere fp32 "
+               "with a warning)", choices=PRECISIONS),
         Option("val_amp_level", "O0", "validate.py: mixed precision level of the evaluated network",
                choices=("O0", "O1", "O2", "O3")),
         Option("val_precision", "fp32", "validate.py: precision of the evaluated network's matmuls on CPU; bf16: "

@@ -3,7 +3,7 @@ import mindspore as ms
 
 from ..foundation.errors import InvalidValueError
 
-__all__ = ["apply_amp"]
+__all__ = ["apply_amp", "check_precision_and_amp"]
 
 
 def apply_amp(network, amp_level="O0", amp_cast_list=None):
@@ -25,3 +25,11 @@ def apply_amp(network, amp_level="O0", amp_cast_list=None):
         return ms.amp.custom_mixed_precision(network, black_list=[getattr(ms.nn, n) for n in names],
                                              dtype=ms.float16)
     return ms.amp.auto_mixed_precision(network, amp_level)
+
+
+def check_precision_and_amp(precision, amp_level, precision_option="precision", amp_option="amp_level"):
+    """InvalidValueError where bf16 matmuls, which take the fp32 network's operands, meet an amp level that casts
+    the network to fp16; the options are named as the command line spells them."""
+    if precision != "fp32" and amp_level != "O0":
+        raise InvalidValueError(f"--{precision_option} {precision} computes the fp32 network's matmuls in bf16; "
+                                f"with --{amp_option} {amp_level} use --{precision_option} fp32.")

@@ -156,6 +156,8 @@ CASES = [
     ("amp_o1", "train.py", ["--amp_level", "O1"], "amp_level O1 is not supported"),
     ("bf16_over_amp", "validate.py", ["--ckpt_path", "any.ckpt", "--val_precision", "bf16", "--val_amp_level", "O2"],
      "with --val_amp_level O2 use --val_precision fp32"),
+    ("bf16_training_over_amp", "train.py", ["--precision", "bf16", "--amp_level", "O3"],
+     "with --amp_level O3 use --precision fp32"),
     ("yaml_not_utf8", "train.py", _yaml(b"model: svt_small\n# Fran\xe7ois's recipe\nlr: 0.001\n"),
      "bad.yaml is not UTF-8 text: byte 0xe7 at position 23 (line 2) cannot be decoded"),
     ("yaml_list_at_top", "train.py", _yaml("- model: svt_small\n- lr: 0.001\n"),
