@@ -1381,22 +1381,20 @@ int LinearGradients(const float *dy_data, const float *x_data, const float *w, i
 constexpr int64_t kWholeGeluElements = 1 << 20;
 
 // GeluLinearGradients with gelu(h + bias) and its slope made whole first: dw is then split over the pool by bands of
-// its rows, as LinearGradients splits it, and dh by rows.
+// its rows, as LinearGradients splits it, and dh by rows through ``weight``.
 template <typename P>
-int WholeGeluLinearGradients(const float *dy_data, const float *h, const float *bias, const float *w, int64_t m,
-                             int64_t n, int64_t k, float *dh, float *dbias, float *dw) {
-  const auto gemm = P::Gemm();
+int WholeGeluLinearGradients(const GradientWeight<P> &weight, const float *dy_data, const float *h, const float *bias,
+                             int64_t m, int64_t n, int64_t k, float *dh, float *dbias, float *dw) {
   Buffer<float> act(static_cast<size_t>(m * k)), slope(act.size());
   ParallelFor(m, kGemmMinRows, [&](int, int64_t begin, int64_t end) {
     BiasGeluSlopeRows(h + begin * k, bias, end - begin, k, act.data() + begin * k, slope.data() + begin * k);
   });
-  const WholeOperand<P> dy(dy_data, m * n), a(act.data(), m * k), weight(w, n * k);
-  const RightOperand<typename P::Element> right(weight.data, n, k, k);
+  const WholeOperand<P> dy(dy_data, m * n), a(act.data(), m * k);
   std::atomic<int> status{BandedWeightGradient<P>(dy.data, a.data, m, n, k, dw)};
   std::vector<float> dbias_partial(static_cast<size_t>(MaxChunks()) * k, 0.0f);
   const int chunks = ParallelFor(m, kGemmMinRows, [&](int chunk, int64_t begin, int64_t end) {
-    const int result = gemm('N', 'N', end - begin, k, n, 1.0f, dy.data + begin * n, n, right.data, right.ld, 0.0f,
-                            dh + begin * k, k);
+    AlignedBytes scratch(weight.ScratchBytes());
+    const int result = weight.Multiply(dy.data + begin * n, end - begin, dh + begin * k, scratch.data);
     if (result != 0) status = 100 + result;
     float *dbias_sum = dbias_partial.data() + static_cast<size_t>(chunk) * k;
     for (int64_t r = begin; r < end; ++r) SlopeGradRow(slope.data() + r * k, dh + r * k, k, dh + r * k, dbias_sum);
@@ -1468,9 +1466,9 @@ int GeluLinearGradients(const float *dy, const float *h, const float *bias, cons
                         int64_t k, float *dh, float *dbias, float *dw, float *dout_bias) {
   if (P::Gemm() == nullptr) return kNoOneDnn;
   ColumnSums(dy, m, n, dout_bias);
-  if (m * k <= kWholeGeluElements) return WholeGeluLinearGradients<P>(dy, h, bias, w, m, n, k, dh, dbias, dw);
   const GradientWeight<P> weight(w, m, n, k);
   if (weight.status() != 0) return weight.status();
+  if (m * k <= kWholeGeluElements) return WholeGeluLinearGradients<P>(weight, dy, h, bias, m, n, k, dh, dbias, dw);
   const int64_t block = GemmBlockRows(k, n);
   std::vector<float> dw_partial(static_cast<size_t>(MaxChunks()) * n * k, 0.0f);
   std::vector<float> dbias_partial(static_cast<size_t>(MaxChunks()) * k, 0.0f);
