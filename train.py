@@ -153,6 +153,7 @@ def main(args):
 def train(args, stop):
     """main(), with ``stop`` noting stop signals once training begins."""
     rank_id, device_num = init_context(args.mode, args.device_target, args.distribute, args.seed)
+    check_precision_and_amp(args.precision, args.amp_level)
     is_main = rank_id == 0
     if is_main:
         prepare_output_dir(args.ckpt_save_dir)
@@ -164,7 +165,6 @@ def train(args, stop):
     val_set = call_with_options(build_dataset, args, args.val_split, shuffle=False) if args.val_while_train else None
     if is_main and source_of(train_set).classes:
         write_class_names(args.ckpt_save_dir, source_of(train_set).classes)  # infer.py labels predictions with it
-    check_precision_and_amp(args.precision, args.amp_level)
     model = call_with_options(build_model, args, checkpoint_path="" if args.resume_opt else args.ckpt_path)
     precision = set_matmul_precision(model, args.precision)
     loader_options = options_for(build_train_loader, args)

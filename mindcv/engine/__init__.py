@@ -20,8 +20,8 @@ __all__ = ["AllReduceSum", "CheckpointManager", "EpochLog", "GradientAccumulatio
            "StateMonitor", "StopRequest", "TRAIN_LOG_FIELDS", "TrainStep", "TrainingStopped", "ValCallback",
            "all_reduce_mean", "all_reduce_sum", "apply_amp", "auto_mixed_precision", "build_dataset",
            "build_eval_loader", "build_model", "build_train_loader", "build_train_step", "check_precision_and_amp",
-           "count_train_steps",
-           "create_loss_scale", "create_trainer", "evaluate", "find_latest_checkpoint", "get_metrics", "init_context",
-           "launched_by", "load_train_state", "prepare_output_dir", "require_customized_train_step",
-           "resolve_num_classes", "restore_train_state", "resume_candidates", "resume_point", "save_train_state",
-           "save_weights", "set_seed", "step_outputs", "swap_ema_weights", "uses_data_sink"]
+           "count_train_steps", "create_loss_scale", "create_trainer", "evaluate", "find_latest_checkpoint",
+           "get_metrics", "init_context", "launched_by", "load_train_state", "prepare_output_dir",
+           "require_customized_train_step", "resolve_num_classes", "restore_train_state", "resume_candidates",
+           "resume_point", "save_train_state", "save_weights", "set_seed", "step_outputs", "swap_ema_weights",
+           "uses_data_sink"]
