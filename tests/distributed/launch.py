@@ -1,5 +1,6 @@
 """Launching dp_worker.py as a data-parallel job (msrun, mpirun) and reading back what its ranks leave behind."""
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -87,11 +88,37 @@ def _job_args(out, extra=()):
 
 
 def _launch(launcher, out, compile_cache):
-    """The 2-rank job on this host, writing into ``out``, with MindSpore's compile cache in ``compile_cache``."""
+    """The 2-rank job on this host, writing into ``out``, with MindSpore's compile cache in ``compile_cache``. Its
+    processes run in ``out`` and may dump core there (see _fault_stacks)."""
     args, port = _job_args(out), _free_port()
     command = _msrun(out, args, port) if launcher == "msrun" else _mpirun(out, args, port, export=CACHE_ENV)
-    return subprocess.Popen(command, cwd=ROOT, env=_env(out, compile_cache), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(command, cwd=out, env=_env(out, compile_cache), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=_allow_core_dumps)
+
+
+def _allow_core_dumps():
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def _fault_stacks(out):
+    """The native stack of each rank that dumped core in ``out``, by gdb, the core then deleted: a rank has twice
+    died of SIGSEGV in its exit after writing everything (mpirun, CI of stops 22 and 46), where Python's
+    faulthandler showed no frame. Where the system sends cores elsewhere, says where."""
+    cores = sorted(out.glob("core*"))
+    if not cores:
+        with open("/proc/sys/kernel/core_pattern") as f:
+            return f"no core file in {out} (kernel.core_pattern: {f.read().strip()})"
+    gdb = shutil.which("gdb")
+    stacks = []
+    for core in cores:
+        if gdb is None:
+            stacks.append(f"{core}: gdb is not installed")
+        else:
+            trace = subprocess.run([gdb, "-batch", "-nx", "-ex", "echo STACK\\n", "-ex", "bt 40", sys.executable,
+                                    str(core)], capture_output=True, text=True, timeout=300)
+            stacks.append(f"{core}:\n{trace.stdout.partition('STACK')[2].strip()}")
+        core.unlink()
+    return "\n".join(stacks)
 
 
 def _first_step_logged(out, launchers):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ..helpers import TINY_RUN, read_log, run_script
-from .launch import JOB_TIMEOUT, MODEL_PREFIXES, _launch, _params, _first_step_logged, _worker_pids
+from .launch import JOB_TIMEOUT, MODEL_PREFIXES, _fault_stacks, _launch, _params, _first_step_logged, _worker_pids
 
 
 @pytest.fixture(scope="module", params=["msrun", "mpirun"])
@@ -20,7 +20,8 @@ def two_ranks(request, workspace, compile_cache):
     start = time.time()
     job = _launch(request.param, out, compile_cache)
     output, _ = job.communicate(timeout=JOB_TIMEOUT)
-    assert job.returncode == 0, output[-12000:]  # room for a fault stack before the extension module list
+    # 12,000 characters: room for a fault's Python stacks before the extension module list
+    assert job.returncode == 0, output[-12000:] + "\n" + _fault_stacks(out)
     print(f"{request.param} 2-rank job: {time.time() - start:.1f} s")
     yield out
     shutil.rmtree(out)
