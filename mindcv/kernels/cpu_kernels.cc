@@ -979,6 +979,7 @@ struct AlignedBytes {
 
 constexpr int64_t kTransposedWeightMinRows = 1024;
 constexpr int64_t kTransposedWeightMinRatio = 8;
+constexpr int64_t kTransposedWeightFewestRows = 256;
 
 // A dense layer's weight w (N, K), made ready to multiply the ``rows`` rows of a (M, K) by, ``block`` rows a call (0:
 // a chunk of the pool's at once), in precision P: by the packed matmul where it applies, otherwise by oneDNN's GEMM
@@ -1033,10 +1034,16 @@ class DenseWeight {
   // slower on the weight as it lies: for kTransposedWeightMinRows rows or more, or a weight at least
   // kTransposedWeightMinRatio times longer (K) than wide (N), whose product is slowest, or whose rows K long
   // UnaliasedRowLength would lengthen (392 rows by 2048 x 512: 3.64 against 4.32 ms). On fewer rows of a wide layer,
-  // copying cost more than it saved otherwise (392 rows by 512 x 1536: 0.95x, Zen 4 EPYC, 2 threads).
+  // copying cost more than it saved otherwise (392 rows by 512 x 1536: 0.95x, Zen 4 EPYC, 2 threads), and under
+  // kTransposedWeightFewestRows rows always: there the copy of every weight of the last stage (and of the
+  // sub-sampling convolutions) cost more than the products it sped up, so that without it the forward at batch 1
+  // took 0.62x (svt_small) and 0.77x (pcpvt_small) its time, at batch 4 0.79x and 0.94x, and at batch 8 (392 rows)
+  // copying or not ran level (Zen 3 EPYC, family 25 model 1, 2 threads, medians of 16-40 alternations).
   static bool MultipliesTransposedCopy(int64_t rows, int64_t k, int64_t n) {
     return std::is_same_v<P, Fp32> && !SgemmTakesTransposedOperands<P>() &&
-           (rows >= kTransposedWeightMinRows || k >= kTransposedWeightMinRatio * n || UnaliasedRowLength(k) != k);
+           (rows >= kTransposedWeightMinRows ||
+            (rows >= kTransposedWeightFewestRows &&
+             (k >= kTransposedWeightMinRatio * n || UnaliasedRowLength(k) != k)));
   }
 
   int64_t k_, n_;

@@ -277,7 +277,8 @@ def test_fused_dense_layer_with_its_residual_equals_mindspores_and_its_gradients
 # conv); more rows than the weight gradient transposes at a time for a wide layer (an MLP's first layer), so that it
 # sums blocks. Where the CPU's GEMM multiplies a transposed copy of the weight (from kTransposedWeightMinRows rows, or
 # a weight kTransposedWeightMinRatio times longer than wide), sizes off the copy's 8 x 8 blocks. Too few rows to
-# split, the output columns split: wide (off the vector lanes), and a weight copied transposed.
+# split, the output columns split: wide (off the vector lanes), and a weight long enough to be copied transposed on
+# more rows (kTransposedWeightFewestRows).
 @pytest.mark.parametrize("rows, inputs, out", [((5,), 12, 3), ((8, 125), 256, 64), ((392,), 4096, 64),
                                                ((2100,), 256, 1024), ((1030,), 37, 19), ((7,), 100, 3),
                                                ((49,), 512, 300), ((49,), 2048, 130)])
